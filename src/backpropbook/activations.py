@@ -1,0 +1,80 @@
+"""Activation functions g and their derivatives g'.
+
+Every function works elementwise on NumPy arrays and on Python floats. The derivatives are
+written in terms of z (the pre-activation), so that backprop can call ``g_prime(z[l])``.
+"""
+
+from typing import Callable, NamedTuple
+
+import numpy as np
+
+
+def sigmoid(z):
+    """sigma(z) = 1 / (1 + e^(-z)), computed without overflow for any finite z.
+
+    e^(-|z|) lies in (0, 1], so neither branch can overflow: for z >= 0 we use
+    1 / (1 + e^(-z)); for z < 0 the algebraically equal e^z / (1 + e^z).
+    """
+    z = np.asarray(z, dtype=float)
+    e = np.exp(-np.abs(z))
+    return np.where(z >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+
+
+def sigmoid_prime(z):
+    """sigma'(z) = sigma(z) * (1 - sigma(z)); at most 1/4, reached at z = 0."""
+    s = sigmoid(z)
+    return s * (1.0 - s)
+
+
+def tanh(z):
+    """tanh(z) = (e^z - e^(-z)) / (e^z + e^(-z)) = 2 sigma(2z) - 1."""
+    return np.tanh(np.asarray(z, dtype=float))
+
+
+def tanh_prime(z):
+    """tanh'(z) = 1 - tanh(z)^2; at most 1, reached at z = 0."""
+    return 1.0 - np.tanh(np.asarray(z, dtype=float)) ** 2
+
+
+def relu(z):
+    """relu(z) = max(z, 0)."""
+    return np.maximum(np.asarray(z, dtype=float), 0.0)
+
+
+def relu_prime(z):
+    """relu'(z) = 1 for z > 0, 0 for z < 0; at the kink z = 0 we take 0 (as PyTorch does)."""
+    return (np.asarray(z, dtype=float) > 0).astype(float)
+
+
+def step(z):
+    """step(z) = 1 for z > 0, else 0: the perceptron's threshold unit."""
+    return (np.asarray(z, dtype=float) > 0).astype(float)
+
+
+def step_prime(z):
+    """step'(z) = 0 wherever it is defined, so no gradient ever flows through a step unit."""
+    return np.zeros_like(np.asarray(z, dtype=float))
+
+
+class Activation(NamedTuple):
+    """An activation g together with its derivative g'."""
+
+    g: Callable
+    g_prime: Callable
+
+
+ACTIVATIONS = {
+    "sigmoid": Activation(sigmoid, sigmoid_prime),
+    "tanh": Activation(tanh, tanh_prime),
+    "relu": Activation(relu, relu_prime),
+    "step": Activation(step, step_prime),
+}
+
+
+def get_activation(name):
+    """Look up an activation by name, with an error that lists the names that exist."""
+    try:
+        return ACTIVATIONS[name]
+    except KeyError:
+        known = ", ".join(sorted(ACTIVATIONS))
+        raise ValueError(f"unknown activation {name!r}; choose one of: {known}") from None
