@@ -1,7 +1,7 @@
 """Activation functions g and their derivatives g'.
 
-Every function works elementwise on NumPy arrays and on Python floats. The derivatives are
-written in terms of z (the pre-activation), so that backprop can call ``g_prime(z[l])``.
+Every function works elementwise on NumPy arrays and on Python floats. The
+derivatives take z (the pre-activation), so that backprop can call ``g_prime(z[l])``.
 """
 
 from typing import Callable, NamedTuple
@@ -16,7 +16,8 @@ def sigmoid(z):
     1 / (1 + e^(-z)); for z < 0 the algebraically equal e^z / (1 + e^z).
     """
     z = np.asarray(z, dtype=float)
-    e = np.exp(-np.abs(z))
+    with np.errstate(under="ignore"):  # e^(-|z|) rounds to 0 for |z| > 745: the right answer
+        e = np.exp(-np.abs(z))
     return np.where(z >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
 
 
@@ -42,7 +43,7 @@ def relu(z):
 
 
 def relu_prime(z):
-    """relu'(z) = 1 for z > 0, 0 for z < 0; at the kink z = 0 we take 0 (as PyTorch does)."""
+    """relu'(z) = 1 for z > 0, 0 for z < 0; at the kink z = 0 we take 0, as torch does."""
     return (np.asarray(z, dtype=float) > 0).astype(float)
 
 
@@ -52,7 +53,7 @@ def step(z):
 
 
 def step_prime(z):
-    """step'(z) = 0 wherever it is defined, so no gradient ever flows through a step unit."""
+    """step'(z) = 0 wherever it is defined: no gradient flows through a step unit."""
     return np.zeros_like(np.asarray(z, dtype=float))
 
 
@@ -77,4 +78,4 @@ def get_activation(name):
         return ACTIVATIONS[name]
     except KeyError:
         known = ", ".join(sorted(ACTIVATIONS))
-        raise ValueError(f"unknown activation {name!r}; choose one of: {known}") from None
+        raise ValueError(f"unknown activation {name!r}; use one of: {known}") from None

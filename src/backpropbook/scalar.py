@@ -4,8 +4,8 @@ The chain of depth L, in the book's notation (layers are numbered 1..L, a[0] = x
 
     z[l] = w[l] * a[l-1],    a[l] = g(z[l]),    y_hat = a[L],    E = 1/2 (y_hat - y)^2
 
-Python arrays start at 0, so ``w[l - 1]`` and ``z[l - 1]`` hold the book's w[l] and z[l],
-while ``a[l]`` holds a[l] (``a`` has one more entry, a[0] = x).
+Python arrays start at 0, so ``w[l - 1]`` and ``z[l - 1]`` hold the book's w[l]
+and z[l], while ``a[l]`` holds a[l] (``a`` has one more entry, a[0] = x).
 """
 
 import numpy as np
@@ -21,8 +21,8 @@ def squared_error(y_hat, y):
 def chain_forward(x, w, activation="sigmoid"):
     """Forward pass, keeping what the backward pass needs.
 
-    Returns ``(z, a)``: z of shape (L,) with z[l-1] = w[l] a[l-1], and a of shape (L+1,)
-    with a[0] = x and a[l] = g(z[l]); the prediction is ``a[-1]``.
+    Returns ``(z, a)``: z of shape (L,) with z[l-1] = w[l] a[l-1], and a of
+    shape (L+1,) with a[0] = x and a[l] = g(z[l]); the prediction is ``a[-1]``.
     """
     g = get_activation(activation).g
     w = np.asarray(w, dtype=float)
@@ -36,13 +36,13 @@ def chain_forward(x, w, activation="sigmoid"):
 
 
 def chain_backward(w, z, a, y, activation="sigmoid"):
-    """Backward pass by the delta recursion; returns ``(dw, delta)``, both of shape (L,).
+    """Backward pass by the delta recursion; returns ``(dw, delta)``, both (L,).
 
         delta[L] = (y_hat - y) g'(z[L])                      the output layer
         delta[l] = g'(z[l]) w[l+1] delta[l+1]                 l = L-1, ..., 1
         dE/dw[l] = delta[l] a[l-1]
 
-    Each delta[l] is computed once from delta[l+1] and reused, so the whole pass costs O(L).
+    Each delta[l] is computed once from delta[l+1] and reused: the pass is O(L).
     """
     g_prime = get_activation(activation).g_prime
     w = np.asarray(w, dtype=float)
@@ -56,13 +56,13 @@ def chain_backward(w, z, a, y, activation="sigmoid"):
 
 
 def chain_gradient(x, w, y, activation="sigmoid"):
-    """dE/dw for the chain: one forward and one backward pass. Returns dw of shape (L,)."""
+    """dE/dw for the chain: one forward and one backward pass. Returns dw (L,)."""
     z, a = chain_forward(x, w, activation)
     dw, _ = chain_backward(w, z, a, y, activation)
     return dw
 
 
 def chain_loss(x, w, y, activation="sigmoid"):
-    """E(w) = 1/2 (y_hat - y)^2 for the chain: the function that gradient checks differentiate."""
+    """E(w) = 1/2 (y_hat - y)^2 for the chain: what gradient checks differentiate."""
     _, a = chain_forward(x, w, activation)
     return squared_error(a[-1], y)
