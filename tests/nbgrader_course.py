@@ -1,0 +1,140 @@
+"""Helpers for tests that build a real nbgrader course in a temporary folder.
+
+The course uses the repository's own ``nbgrader_config.py`` (stubs, timeout), with its root
+moved to the temporary folder, so what it generates is what ``make release`` generates.
+Submissions are built from the released notebook by replacing solution cells, found by their
+nbgrader ``grade_id``, the way a student fills them in.
+"""
+
+import copy
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+
+REPO = Path(__file__).resolve().parents[1]
+NBGRADER = [sys.executable, "-m", "nbgrader"]
+
+_CONFIG = '''\
+c = get_config()  # noqa: F821
+exec(compile(open({repo_config!r}).read(), {repo_config!r}, "exec"))  # the repository's settings
+c.CourseDirectory.root = {root!r}
+'''
+
+
+def build_course(root, assignments):
+    """A course at ``root`` with copies of ``solutions/<a>`` for each assignment ``a``."""
+    root = Path(root)
+    (root / "solutions").mkdir(parents=True, exist_ok=True)
+    for a in assignments:
+        shutil.copytree(REPO / "solutions" / a, root / "solutions" / a)
+    (root / "nbgrader_config.py").write_text(
+        _CONFIG.format(repo_config=str(REPO / "nbgrader_config.py"), root=str(root))
+    )
+    return root
+
+
+def run_nbgrader(root, *args, timeout=600):
+    """Run an nbgrader command in the course at ``root``; fail with its output if it fails."""
+    # nbgrader runs the alembic executable of its environment: put that on the PATH.
+    env = dict(os.environ, PATH=os.pathsep.join([str(Path(sys.executable).parent),
+                                                 os.environ.get("PATH", "")]))
+    result = subprocess.run(
+        [*NBGRADER, *args], cwd=root, capture_output=True, text=True, timeout=timeout, env=env
+    )
+    if result.returncode != 0:
+        raise AssertionError(
+            f"nbgrader {' '.join(args)} failed ({result.returncode}):\n"
+            f"{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
+        )
+    return result
+
+
+def run_grader(root, assignment, *args, timeout=900):
+    """Run the sandboxed grading command on the course at ``root``; returns the finished process."""
+    env = dict(os.environ, PATH=os.pathsep.join([str(Path(sys.executable).parent),
+                                                 os.environ.get("PATH", "")]))
+    return subprocess.run(
+        [sys.executable, "-m", "backpropbook.grader", "--course", str(root), "grade", assignment,
+         "--jobs", "2", "--quiet", *args],
+        capture_output=True, text=True, timeout=timeout, env=env)
+
+
+def read(path):
+    return nbformat.read(str(path), as_version=4)
+
+
+def nbgrader_meta(cell):
+    return cell.get("metadata", {}).get("nbgrader", {})
+
+
+def cells_by_grade_id(nb):
+    """{grade_id: cell} for every cell that has nbgrader metadata."""
+    return {nbgrader_meta(c)["grade_id"]: c for c in nb.cells if "grade_id" in nbgrader_meta(c)}
+
+
+def solution_ids(nb):
+    return [nbgrader_meta(c)["grade_id"] for c in nb.cells if nbgrader_meta(c).get("solution")]
+
+
+def autograded_ids(nb):
+    """The grade_ids of test cells (graded code cells), with their points."""
+    return {
+        nbgrader_meta(c)["grade_id"]: nbgrader_meta(c)["points"]
+        for c in nb.cells
+        if nbgrader_meta(c).get("grade") and c.cell_type == "code"
+    }
+
+
+def strip_solution_markers(source):
+    """An instructor solution cell as a student would write it: without the markers."""
+    return "\n".join(
+        line for line in source.splitlines()
+        if "### BEGIN SOLUTION" not in line and "### END SOLUTION" not in line
+    )
+
+
+def make_submission(release_nb, sources):
+    """A copy of the released notebook with solution cells replaced by ``sources[grade_id]``."""
+    nb = copy.deepcopy(release_nb)
+    cells = cells_by_grade_id(nb)
+    for grade_id, source in sources.items():
+        cell = cells[grade_id]
+        if not nbgrader_meta(cell).get("solution"):
+            raise KeyError(f"{grade_id} is not a solution cell")
+        cell.source = source
+    return nb
+
+
+def submit(root, assignment, student, notebooks):
+    """Put ``{name: notebook}`` under submitted/<student>/<assignment>/."""
+    folder = Path(root) / "submitted" / student / assignment
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, nb in notebooks.items():
+        nbformat.write(nb, str(folder / f"{name}.ipynb"))
+
+
+def output_text(cell):
+    """Everything a cell printed: streams, results and error name, value and traceback."""
+    parts = []
+    for out in cell.get("outputs", []):
+        if out.output_type == "stream":
+            parts.append(out.text)
+        elif out.output_type == "error":
+            parts.append(f"{out.ename}: {out.evalue}")
+            parts.extend(out.traceback)
+        else:
+            parts.append(str(out.get("data", {}).get("text/plain", "")))
+    return "\n".join(parts)
+
+
+def scores(root, assignment, notebook, student):
+    """{grade_id: (score, max_score, needs_manual_grade)} from the course's gradebook."""
+    from nbgrader.api import Gradebook
+
+    with Gradebook(f"sqlite:///{Path(root) / 'gradebook.db'}") as gb:
+        nb = gb.find_submission_notebook(notebook, assignment, student)
+        return {g.name: (g.score, g.max_score, g.needs_manual_grade) for g in nb.grades}
