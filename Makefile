@@ -6,12 +6,13 @@ STAMP  := $(VENV)/.installed
 # Strict: a warning, a broken reference or a failing cell fails the build.
 JB_FLAGS := -W -n --keep-going
 
-.PHONY: venv book test release browser clean help
+.PHONY: venv book test release grade bench-grading debian-deps clean help
 
 help:
 	@echo "make book     build the executed book into _build/html"
 	@echo "make test     run the whole test suite (builds the book from clean in a temp folder)"
 	@echo "make release  regenerate exercises/ from solutions/ with nbgrader"
+	@echo "make grade A=<assignment>  grade submitted/*/<assignment> in a sandbox, write feedback and grades.csv"
 	@echo "make clean    remove _build and the venv"
 
 venv: $(STAMP)
@@ -30,13 +31,29 @@ release: $(STAMP)
 	  $(BIN)/nbgrader generate_assignment "$$a" --force --no-db --log-level=WARN || exit 1; done
 	@echo "exercises/ regenerated from solutions/"
 
-# Headless Chromium from Debian for the browser tests; installed only when missing.
-browser:
-	@command -v chromium >/dev/null || { \
-	  echo "installing Debian's chromium for the browser tests"; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+# Grade every submission of assignment A (see `.venv/bin/python -m backpropbook.grader grade --help`;
+# extra options in GRADE_FLAGS, e.g. GRADE_FLAGS="--jobs 4 --student alice").
+grade: $(STAMP) debian-deps
+	@test -n "$(A)" || { echo "usage: make grade A=<assignment> [GRADE_FLAGS=...]"; exit 2; }
+	$(BIN)/python -m backpropbook.grader grade "$(A)" $(GRADE_FLAGS)
 
-test: $(STAMP) browser
+# Benchmark (not a test): the sandboxed grader against plain sequential nbgrader autograde.
+bench-grading: $(STAMP) debian-deps
+	$(BIN)/python benchmarks/grading.py
+
+# From Debian, installed only when missing: chromium (browser tests), bubblewrap and setpriv
+# (the grading sandbox). Needs root, as on CI.
+DEBIAN_DEPS := chromium:chromium bwrap:bubblewrap setpriv:util-linux
+debian-deps:
+	@missing=""; for pair in $(DEBIAN_DEPS); do \
+	  command -v $${pair%%:*} >/dev/null || missing="$$missing $${pair#*:}"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing from Debian:$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null \
+	    || { echo "error: could not install$$missing (run as root, or install them yourself)"; exit 1; }; \
+	fi
+
+test: $(STAMP) debian-deps
 	$(BIN)/python -m pytest -n 2 --dist loadgroup
 
 clean:

@@ -1,0 +1,103 @@
+"""The instructor's grading command: ``python -m backpropbook.grader grade <assignment>``.
+
+Run it from the course root (the repository; ``--course`` for another folder). It grades every
+submission in ``submitted/<student>/<assignment>/`` in a sandbox, records the grades in nbgrader's
+gradebook, writes feedback to ``feedback/`` and exports ``grades.csv``. The exit status is 0 only
+when every submission was graded cleanly; otherwise one line per submission says why not.
+"""
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+from . import course as grading
+from . import feedback
+from .sandbox import SandboxUnavailable
+from .submission import SubmissionError
+
+
+def _bar(done, total, outcome, width=30, stream=sys.stderr):
+    filled = width * done // max(total, 1)
+    mark = "ok" if outcome.ok else ("!!" if outcome.status != "graded" else "~~")
+    line = f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total} {mark} {outcome.student}"
+    stream.write(line[:100].ljust(100) + ("\n" if done == total else ""))
+    stream.flush()
+
+
+def grade(args):
+    course = grading.Course.from_config(args.course)
+    limits = grading.Limits(cell_timeout=args.cell_timeout, total_time=args.total_time,
+                            memory=args.memory * 2**20)
+    start = time.perf_counter()
+    outcomes = grading.grade_assignment(
+        course, args.assignment, jobs=args.jobs, students=args.student or None, limits=limits,
+        progress=None if args.quiet else _bar)
+    seconds = time.perf_counter() - start
+    if not args.no_feedback:
+        for outcome in outcomes:
+            if outcome.status == "graded":
+                feedback.generate(course, args.assignment, outcome.student)
+    grading.export(course, args.assignment, course.root / args.csv)
+
+    clean = [o for o in outcomes if o.ok]
+    print(f"{args.assignment}: {len(outcomes)} submissions in {seconds:.1f} s "
+          f"({args.jobs or os.cpu_count()} jobs): {len(clean)} graded cleanly, "
+          f"{len(outcomes) - len(clean)} need a look; grades in {args.csv}")
+    for outcome in outcomes:
+        if not outcome.ok:
+            print(f"  {outcome.student}: {outcome.summary()}")
+    return 0 if len(clean) == len(outcomes) else 1
+
+
+def export(args):
+    course = grading.Course.from_config(args.course)
+    rows = grading.export(course, args.assignment, course.root / args.csv)
+    print(f"{len(rows)} rows written to {args.csv}")
+    return 0
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(
+        prog="python -m backpropbook.grader",
+        description="Grade untrusted nbgrader submissions in a sandbox, on top of nbgrader.")
+    parser.add_argument("--course", default=".", type=Path,
+                        help="the course root, holding nbgrader_config.py (default: .)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    g = sub.add_parser("grade", help="grade every submission, write feedback, export grades.csv")
+    g.add_argument("assignment", help="the assignment's name, as in solutions/<name>/")
+    g.add_argument("--student", action="append", help="grade only this student (repeatable)")
+    g.add_argument("--jobs", "-j", type=int, default=os.cpu_count() or 1,
+                   help="submissions graded at once (default: one per core)")
+    g.add_argument("--cell-timeout", type=float, default=30.0,
+                   help="seconds a cell or a call may run (default: 30)")
+    g.add_argument("--total-time", type=float, default=300.0,
+                   help="seconds of sandbox time per submission (default: 300)")
+    g.add_argument("--memory", type=int, default=4096,
+                   help="MiB of address space per sandboxed process (default: 4096)")
+    g.add_argument("--csv", default="grades.csv", help="export file (default: grades.csv)")
+    g.add_argument("--no-feedback", action="store_true", help="do not write feedback/")
+    g.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    g.set_defaults(run=grade)
+
+    e = sub.add_parser("export", help="write grades.csv from the gradebook and grading status")
+    e.add_argument("assignment")
+    e.add_argument("--csv", default="grades.csv")
+    e.set_defaults(run=export)
+
+    args = parser.parse_args(argv)
+    # nbgrader's gradebook runs the `alembic` script of this environment: find it on PATH.
+    bindir = str(Path(sys.executable).parent)
+    if bindir not in os.environ.get("PATH", "").split(os.pathsep):
+        os.environ["PATH"] = bindir + os.pathsep + os.environ.get("PATH", "")
+    try:
+        return args.run(args)
+    except (SubmissionError, SandboxUnavailable) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
