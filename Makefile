@@ -6,13 +6,14 @@ STAMP  := $(VENV)/.installed
 # Strict: a warning, a broken reference or a failing cell fails the build.
 JB_FLAGS := -W -n --keep-going
 
-.PHONY: venv book test release grade bench-grading debian-deps clean help
+.PHONY: venv book test release grade bench bench-grading debian-deps clean help
 
 help:
 	@echo "make book     build the executed book into _build/html"
 	@echo "make test     run the whole test suite (builds the book from clean in a temp folder)"
 	@echo "make release  regenerate exercises/ from solutions/ with nbgrader"
 	@echo "make grade A=<assignment>  grade submitted/*/<assignment> in a sandbox, write feedback and grades.csv"
+	@echo "make bench    time one MLP training step: the package's NumPy code against torch.autograd"
 	@echo "make clean    remove _build and the venv"
 
 venv: $(STAMP)
@@ -36,6 +37,10 @@ release: $(STAMP)
 grade: $(STAMP) debian-deps
 	@test -n "$(A)" || { echo "usage: make grade A=<assignment> [GRADE_FLAGS=...]"; exit 2; }
 	$(BIN)/python -m backpropbook.grader grade "$(A)" $(GRADE_FLAGS)
+
+# Benchmark (not a test): one forward + backward MLP step, NumPy (the package) against torch.autograd.
+bench: $(STAMP)
+	$(BIN)/python benchmarks/mlp.py
 
 # Benchmark (not a test): the sandboxed grader against plain sequential nbgrader autograde.
 bench-grading: $(STAMP) debian-deps

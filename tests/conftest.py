@@ -106,9 +106,9 @@ def book_build(tmp_path_factory):
 
     Once per *run*, not per process: under pytest-xdist every worker that needs the book takes
     a file lock, and the first one builds while the others wait and then reuse its result (the
-    recipe from pytest-xdist's docs). The xdist_group("book") markers would make this moot,
-    but with pytest 9 + pytest-xdist 3.8 ``--dist loadgroup`` ignores them (xdist still sets
-    the removed ``item._nodeid``), so both workers may well ask for the book.
+    recipe from pytest-xdist's docs). The xdist_group("book") markers already keep the book's
+    tests on one worker (with pytest 9.1; pytest 9.2 made ``--dist loadgroup`` drop groups,
+    pytest-xdist issue 1386); the lock keeps a run correct and single-build even then.
 
     Never fails by itself: test_book.py asserts on the result, and ``built_html`` turns a
     failed build into a clear error for the tests that need the HTML.

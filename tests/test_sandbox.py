@@ -167,6 +167,8 @@ def test_only_the_kit_is_importable(sb):
     assert "delta" not in out and "g_prime" not in out
     res = sb.run_cell("import backpropbook.grader")
     assert res.error is not None and res.error.ename == "ModuleNotFoundError"
+    res = sb.run_cell("import torch")  # it would answer a NumPy task for the student
+    assert res.error is not None and res.error.ename == "ImportError" and "NumPy" in res.error.evalue
 
 
 def test_fork_bomb_is_contained_and_cleaned_up(kit):

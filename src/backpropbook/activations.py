@@ -2,11 +2,19 @@
 
 Every function works elementwise on NumPy arrays and on Python floats. The
 derivatives take z (the pre-activation), so that backprop can call ``g_prime(z[l])``.
+A floating-point array keeps its dtype (float32 stays float32); anything else (Python
+numbers, integer or boolean arrays) is computed in float64.
 """
 
 from typing import Callable, NamedTuple
 
 import numpy as np
+
+
+def _floats(z):
+    """z as an array of floats: a floating dtype is kept, anything else becomes float64."""
+    z = np.asarray(z)
+    return z if np.issubdtype(z.dtype, np.floating) else z.astype(float)
 
 
 def sigmoid(z):
@@ -15,7 +23,7 @@ def sigmoid(z):
     e^(-|z|) lies in (0, 1], so neither branch can overflow: for z >= 0 we use
     1 / (1 + e^(-z)); for z < 0 the algebraically equal e^z / (1 + e^z).
     """
-    z = np.asarray(z, dtype=float)
+    z = _floats(z)
     with np.errstate(under="ignore"):  # e^(-|z|) rounds to 0 for |z| > 745: the right answer
         e = np.exp(-np.abs(z))
     return np.where(z >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
@@ -29,32 +37,44 @@ def sigmoid_prime(z):
 
 def tanh(z):
     """tanh(z) = (e^z - e^(-z)) / (e^z + e^(-z)) = 2 sigma(2z) - 1."""
-    return np.tanh(np.asarray(z, dtype=float))
+    return np.tanh(_floats(z))
 
 
 def tanh_prime(z):
     """tanh'(z) = 1 - tanh(z)^2; at most 1, reached at z = 0."""
-    return 1.0 - np.tanh(np.asarray(z, dtype=float)) ** 2
+    return 1.0 - np.tanh(_floats(z)) ** 2
 
 
 def relu(z):
     """relu(z) = max(z, 0)."""
-    return np.maximum(np.asarray(z, dtype=float), 0.0)
+    return np.maximum(_floats(z), 0.0)
 
 
 def relu_prime(z):
     """relu'(z) = 1 for z > 0, 0 for z < 0; at the kink z = 0 we take 0, as torch does."""
-    return (np.asarray(z, dtype=float) > 0).astype(float)
+    z = _floats(z)
+    return (z > 0).astype(z.dtype)
 
 
 def step(z):
     """step(z) = 1 for z > 0, else 0: the perceptron's threshold unit."""
-    return (np.asarray(z, dtype=float) > 0).astype(float)
+    z = _floats(z)
+    return (z > 0).astype(z.dtype)
 
 
 def step_prime(z):
     """step'(z) = 0 wherever it is defined: no gradient flows through a step unit."""
-    return np.zeros_like(np.asarray(z, dtype=float))
+    return np.zeros_like(_floats(z))
+
+
+def identity(z):
+    """identity(z) = z: the output layer of a regression network."""
+    return _floats(z)
+
+
+def identity_prime(z):
+    """identity'(z) = 1."""
+    return np.ones_like(_floats(z))
 
 
 class Activation(NamedTuple):
@@ -69,6 +89,7 @@ ACTIVATIONS = {
     "tanh": Activation(tanh, tanh_prime),
     "relu": Activation(relu, relu_prime),
     "step": Activation(step, step_prime),
+    "identity": Activation(identity, identity_prime),
 }
 
 

@@ -11,6 +11,7 @@ _TORCH_ACTIVATIONS = {
     "sigmoid": torch.sigmoid,
     "tanh": torch.tanh,
     "relu": torch.relu,
+    "identity": lambda z: z,
 }
 
 
@@ -24,3 +25,27 @@ def chain_gradient_torch(x, w, y, activation="sigmoid"):
     E = 0.5 * (a - float(y)) ** 2
     E.backward()
     return w_t.grad.numpy().copy()
+
+
+def mlp_gradients_torch(params, X, Y, activations, loss="mse"):
+    """[(dW, db), ...] of the MLP in :mod:`backpropbook.mlp`, by torch.autograd in float64.
+
+    Written again in torch, in the column convention: Z = W A + b, examples in columns.
+    """
+    L = len(params)
+    acts = [activations] * L if isinstance(activations, str) else list(activations)
+    leaves = [(torch.tensor(W, dtype=torch.float64, requires_grad=True),
+               torch.tensor(b, dtype=torch.float64, requires_grad=True)) for W, b in params]
+    A = torch.tensor(X, dtype=torch.float64)
+    Yt = torch.tensor(Y, dtype=torch.float64)
+    N = A.shape[1]
+    for l, (W, b) in enumerate(leaves, start=1):
+        Z = W @ A + b
+        if loss == "cross_entropy" and l == L:
+            E = -(Yt * torch.log_softmax(Z, dim=0)).sum() / N
+            break
+        A = _TORCH_ACTIVATIONS[acts[l - 1]](Z)
+    else:
+        E = 0.5 * ((A - Yt) ** 2).sum() / N
+    E.backward()
+    return [(W.grad.numpy().copy(), b.grad.numpy().copy()) for W, b in leaves]

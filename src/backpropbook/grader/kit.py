@@ -4,7 +4,7 @@ Students need a few trusted helpers (the activation table, the SymPy symbols, th
 functions). Everything else -- the reference implementations, the oracles, the hidden-test
 logic -- is replaced by a stub module with the same names, whose functions raise when called.
 So ``from backpropbook.scalar import chain_backward`` still imports, but using it as an
-answer fails with a message that says why.
+answer fails with a message that says why. ``import torch`` fails too, saying why.
 """
 
 import ast
@@ -37,6 +37,11 @@ def _withheld(name):
 '''
 
 
+TORCH_STUB = '''raise ImportError(
+    "torch is not available while grading: these tasks ask for NumPy code you write yourself")
+'''
+
+
 def _stub(path, module):
     """Source of a stub for the module at ``path``: each top-level def/class raises when called."""
     tree = ast.parse(path.read_text())
@@ -65,6 +70,9 @@ def build(dest):
         else:
             module = "backpropbook." + ".".join(rel.with_suffix("").parts)
             target.write_text(_stub(path, module))
+    # torch would answer a NumPy task for the student; the kit comes first on the sandbox's path.
+    (dest / "torch").mkdir(exist_ok=True)
+    (dest / "torch" / "__init__.py").write_text(TORCH_STUB)
     for path in [dest, *dest.rglob("*")]:
         path.chmod(0o755 if path.is_dir() else 0o644)
     return dest

@@ -34,6 +34,8 @@ import sympy as sp
 from backpropbook import activations, gradcheck, scalar, symbolic
 from backpropbook.grading import functions
 from backpropbook.activations import ACTIVATIONS
+from backpropbook.grading.common import (HARD_CODED, call, close, distance, first_difference,
+                                         is_plain, loose_array)
 
 __all__ = [
     "CHAIN_ACTIVATIONS",
@@ -107,44 +109,9 @@ def _blocked(*functions):
             fn.__code__, fn.__defaults__ = code, defaults
 
 
-def _call(fn, name, *args, **kwargs):
-    """Call the student's ``fn``; numerical warnings and exceptions become an AssertionError.
-
-    Only a RuntimeWarning (overflow, division by zero, invalid value) fails a check: any other
-    warning a correct answer happens to raise costs nothing.
-    """
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        warnings.simplefilter("error", RuntimeWarning)
-        with np.errstate(over="warn", divide="warn", invalid="warn", under="ignore"):
-            try:
-                return fn(*args, **kwargs)
-            except AssertionError:
-                raise
-            except (RuntimeWarning, FloatingPointError, OverflowError) as exc:
-                raise AssertionError(
-                    f"{name}: numerical warning or error ({type(exc).__name__}: {exc})"
-                ) from exc
-            except Exception as exc:  # the student's bug, reported as a failed check
-                raise AssertionError(f"{name} raised {type(exc).__name__}: {exc}") from exc
-
-
-def _is_plain(value):
-    """True for the plain data a check is willing to look at: numbers, arrays, lists of them."""
-    if isinstance(value, bool):
-        return False
-    if isinstance(value, (int, float, np.integer, np.floating)):
-        return True
-    if isinstance(value, np.ndarray):
-        return value.dtype.kind in "iuf"
-    if isinstance(value, (list, tuple)):
-        return all(_is_plain(v) for v in value)
-    return False
-
-
 def _as_array(value, name, shape=None, hint=""):
     """The student's ``value`` as a float64 array of ``shape``, or an AssertionError."""
-    if not _is_plain(value):
+    if not is_plain(value):
         raise AssertionError(
             f"wrong return type: {name} should be a NumPy array of floats"
             f"{'' if shape is None else f' of shape {shape}'}, got {type(value).__name__}"
@@ -158,16 +125,6 @@ def _as_array(value, name, shape=None, hint=""):
             f"wrong shape: {name} should have shape {tuple(shape)}, got {array.shape}{hint}"
         )
     return array
-
-
-def _loose_array(value):
-    """The student's value as a float array if it is plain data, else None (no error)."""
-    if not _is_plain(value):
-        return None
-    try:
-        return np.asarray(value, dtype=float)
-    except ValueError:
-        return None
 
 
 _SHAPE_HINTS = {
@@ -205,37 +162,6 @@ def unpack(result, function, names, shapes):
 unpack_pair = unpack  # the older name, for pairs
 
 
-def _close(actual, expected, rtol, atol):
-    actual, expected = np.asarray(actual, float), np.asarray(expected, float)
-    return actual.shape == expected.shape and bool(
-        np.all(np.isclose(actual, expected, rtol=rtol, atol=atol))
-    )
-
-
-def _first_difference(name, actual, expected, oracle, rtol, atol):
-    """The gradcheck message for the first entry that differs (shapes already agree)."""
-    try:
-        gradcheck.check_gradient(actual, expected, name=name, rtol=rtol, atol=atol, oracle=oracle)
-    except AssertionError as exc:
-        return str(exc)
-    return f"{name} matches {oracle}"
-
-
-def _distance(xs, ys):
-    """The largest entrywise distance between two tuples of arrays (inf if shapes differ)."""
-    worst = 0.0
-    for x, y in zip(xs, ys):
-        x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
-        if x.shape != y.shape:
-            return math.inf
-        with np.errstate(all="ignore"):  # inf - inf in a wrong answer is not our warning
-            d = float(np.max(np.abs(x - y), initial=0.0))
-        worst = d if math.isnan(d) else max(worst, d)
-        if math.isnan(worst):
-            return math.inf
-    return worst
-
-
 def _diagnose(actual, reference, variants, rtol=1e-7, atol=1e-10, closeness=1e-2):
     """The message of the first mistake variant that ``actual`` matches, or None.
 
@@ -245,9 +171,9 @@ def _diagnose(actual, reference, variants, rtol=1e-7, atol=1e-10, closeness=1e-2
     reference (rounding differences between two ways of computing the same mistake are small).
     """
     for message, variant in variants:
-        if all(_close(v, r, rtol, atol) for v, r in zip(variant, reference)):
+        if all(close(v, r, rtol, atol) for v, r in zip(variant, reference)):
             continue
-        if _distance(actual, variant) <= closeness * _distance(variant, reference):
+        if distance(actual, variant) <= closeness * distance(variant, reference):
             return message
     return None
 
@@ -257,14 +183,9 @@ def _hard_coded(actual, visible_answer, case_differs=True):
     if not case_differs or visible_answer is None:
         return False
     return all(
-        a is not None and _close(a, v, 1e-9, 1e-12) for a, v in zip(actual, visible_answer)
+        a is not None and close(a, v, 1e-9, 1e-12) for a, v in zip(actual, visible_answer)
     )
 
-
-HARD_CODED = (
-    "{name} returns the answer of the visible test for a different input: the answer looks "
-    "hard-coded; compute it from the arguments"
-)
 
 # --------------------------------------------------------------------------------------------
 # Task 1: sigmoid and sigmoid'
@@ -309,7 +230,7 @@ def explain_sigmoid(z, result):
         rtol=1e-9,
         atol=1e-15,
     )
-    return mistake or _first_difference(
+    return mistake or first_difference(
         f"sigmoid({_describe(z)})", result, s, "sigma(z) = 1/(1+e^(-z))", 1e-9, 1e-15
     )
 
@@ -321,7 +242,7 @@ def check_sigmoid(student_sigmoid, seed=0):
         expected = activations.sigmoid(z)
         with _blocked(activations.sigmoid, activations.sigmoid_prime):
             try:
-                result = _call(student_sigmoid, "sigmoid", z if np.ndim(z) else float(z))
+                result = call(student_sigmoid, "sigmoid", z if np.ndim(z) else float(z))
             except AssertionError as exc:
                 if "overflow" in str(exc).lower():
                     raise AssertionError(
@@ -332,7 +253,7 @@ def check_sigmoid(student_sigmoid, seed=0):
                     ) from None
                 raise
         result = _as_array(result, f"sigmoid({_describe(z)})", np.shape(z))
-        if not _close(result, expected, 1e-9, 1e-15):
+        if not close(result, expected, 1e-9, 1e-15):
             raise AssertionError(explain_sigmoid(z, result))
 
 
@@ -358,7 +279,7 @@ def explain_sigmoid_prime(z, result):
         rtol=1e-9,
         atol=1e-15,
     )
-    return mistake or _first_difference(
+    return mistake or first_difference(
         f"sigmoid_prime({_describe(z)})", result, expected, "sigma(z)(1 - sigma(z))", 1e-9, 1e-15
     )
 
@@ -370,9 +291,9 @@ def check_sigmoid_prime(student_sigmoid_prime, seed=0):
         s = activations.sigmoid(z)
         expected = s * (1.0 - s)
         with _blocked(activations.sigmoid, activations.sigmoid_prime):
-            result = _call(student_sigmoid_prime, "sigmoid_prime", z if np.ndim(z) else float(z))
+            result = call(student_sigmoid_prime, "sigmoid_prime", z if np.ndim(z) else float(z))
         result = _as_array(result, f"sigmoid_prime({_describe(z)})", np.shape(z))
-        if not _close(result, expected, 1e-9, 1e-15):
+        if not close(result, expected, 1e-9, 1e-15):
             raise AssertionError(explain_sigmoid_prime(z, result))
 
 
@@ -443,16 +364,16 @@ def explain_chain_forward(x, w, b, activation, z, a):
     """Why ``(z, a)`` is not the forward pass of the chain with biases (shapes already right)."""
     ref = _forward(x, w, b, activation)
     z, a = np.asarray(z, dtype=float), np.asarray(a, dtype=float)
-    if _close(a[1:], ref[0], 1e-9, 1e-12) and _close(z, ref[1][1:], 1e-9, 1e-12):
+    if close(a[1:], ref[0], 1e-9, 1e-12) and close(z, ref[1][1:], 1e-9, 1e-12):
         return "z and a are swapped: z[l] = w[l]·a[l−1] + b[l] comes before a[l] = g(z[l])"
     if not np.isclose(a[0], x):
         return f"a[0] must be the input x = {x:.6g}, got {a[0]:.6g}"
     mistake = _diagnose((z, a), ref, _forward_variants(x, w, b, activation), 1e-9, 1e-12)
     if mistake:
         return mistake
-    if not _close(z, ref[0], 1e-9, 1e-12):
-        return _first_difference("z", z, ref[0], "z[l] = w[l]·a[l−1] + b[l]", 1e-9, 1e-12)
-    return _first_difference("a", a, ref[1], "a[l] = g(z[l])", 1e-9, 1e-12)
+    if not close(z, ref[0], 1e-9, 1e-12):
+        return first_difference("z", z, ref[0], "z[l] = w[l]·a[l−1] + b[l]", 1e-9, 1e-12)
+    return first_difference("a", a, ref[1], "a[l] = g(z[l])", 1e-9, 1e-12)
 
 
 def _same_case(case, visible, names):
@@ -471,9 +392,9 @@ def check_chain_forward(student_chain_forward, seed=0):
         z_ref, a_ref = _forward(x, w, b, activation)
         w_given, b_given = w.copy(), b.copy()
         with _blocked(scalar.chain_forward, scalar.chain_gradient, scalar.chain_loss):
-            result = _call(student_chain_forward, "chain_forward", x, w_given, b_given, activation)
+            result = call(student_chain_forward, "chain_forward", x, w_given, b_given, activation)
         if isinstance(result, (tuple, list)) and len(result) == 2:
-            loose = tuple(_loose_array(r) for r in result)
+            loose = tuple(loose_array(r) for r in result)
             if _hard_coded(loose, visible_answer,
                            case_differs=not _same_case(case, visible, ("x", "w", "b"))):
                 raise AssertionError(HARD_CODED.format(name="chain_forward"))
@@ -482,7 +403,7 @@ def check_chain_forward(student_chain_forward, seed=0):
             if not np.array_equal(before, after):
                 raise AssertionError(f"chain_forward modified its argument {name}: "
                                      "do not change the inputs")
-        if not (_close(z, z_ref, 1e-9, 1e-12) and _close(a, a_ref, 1e-9, 1e-12)):
+        if not (close(z, z_ref, 1e-9, 1e-12) and close(a, a_ref, 1e-9, 1e-12)):
             raise AssertionError(
                 f"depth L = {L}, activation {activation!r}: "
                 + explain_chain_forward(x, w, b, activation, z, a)
@@ -589,24 +510,24 @@ def explain_chain_backward(w, z, a, y, activation, dw, db, delta, reference=None
                         1e-7, 1e-10)
     if mistake:
         return mistake
-    right = {name: _close(mine, theirs, 1e-7, 1e-10)
+    right = {name: close(mine, theirs, 1e-7, 1e-10)
              for name, mine, theirs in zip(("dw", "db", "delta"), (dw, db, delta), ref)}
     if right["delta"] and right["dw"]:
         return ("delta and dw are right but db is not: ∂E/∂b[l] = δ[l]·∂z[l]/∂b[l] = δ[l]; "
-                + _first_difference("db", db, db_ref, oracle, 1e-7, 1e-10))
+                + first_difference("db", db, db_ref, oracle, 1e-7, 1e-10))
     if right["delta"]:
-        return "delta is right but dw is not: ∂E/∂w[l] = δ[l]·a[l−1]; " + _first_difference(
+        return "delta is right but dw is not: ∂E/∂w[l] = δ[l]·a[l−1]; " + first_difference(
             "dw", dw, dw_ref, oracle, 1e-7, 1e-10)
-    if len(delta) > 1 and _close(delta[-1], delta_ref[-1], 1e-7, 1e-10):
+    if len(delta) > 1 and close(delta[-1], delta_ref[-1], 1e-7, 1e-10):
         return (
             "only the last layer is right: δ[L] matches but the delta is not propagated "
             "correctly to earlier layers, δ[l] = g′(z[l])·w[l+1]·δ[l+1]; "
-            + _first_difference("delta", delta, delta_ref, oracle, 1e-7, 1e-10)
+            + first_difference("delta", delta, delta_ref, oracle, 1e-7, 1e-10)
         )
-    if not _close(delta[-1], delta_ref[-1], 1e-7, 1e-10):
-        return "the output layer is wrong: δ[L] = (ŷ − y)·g′(z[L]); " + _first_difference(
+    if not close(delta[-1], delta_ref[-1], 1e-7, 1e-10):
+        return "the output layer is wrong: δ[L] = (ŷ − y)·g′(z[L]); " + first_difference(
             "delta", delta, delta_ref, oracle, 1e-7, 1e-10)
-    return _first_difference("dw", dw, dw_ref, oracle, 1e-7, 1e-10)
+    return first_difference("dw", dw, dw_ref, oracle, 1e-7, 1e-10)
 
 
 def check_chain_backward(student_chain_backward, seed=0):
@@ -625,10 +546,10 @@ def check_chain_backward(student_chain_backward, seed=0):
         with _blocked(scalar.chain_backward, scalar.chain_gradient, scalar.chain_forward,
                       scalar.chain_loss, gradcheck.centered_difference,
                       gradcheck.gradient_check, _oracles().chain_gradient_torch):
-            result = _call(student_chain_backward, "chain_backward", given[0], given[1],
+            result = call(student_chain_backward, "chain_backward", given[0], given[1],
                            given[2], y, activation)
         if isinstance(result, (tuple, list)) and len(result) == 3:
-            loose = tuple(_loose_array(r) for r in result)
+            loose = tuple(loose_array(r) for r in result)
             if _hard_coded(loose, visible_answer,
                            case_differs=not _same_case(case, visible, ("x", "w", "b", "y"))):
                 raise AssertionError(HARD_CODED.format(name="chain_backward"))
@@ -638,7 +559,7 @@ def check_chain_backward(student_chain_backward, seed=0):
             if not np.array_equal(before, after):
                 raise AssertionError(f"chain_backward modified its argument {name}: "
                                      "do not change the inputs")
-        if not all(_close(mine, theirs, 1e-7, 1e-10)
+        if not all(close(mine, theirs, 1e-7, 1e-10)
                    for mine, theirs in zip((dw, db, delta), ref)):
             failures.append((case, z, a, (dw, db, delta), ref))
     if failures:
@@ -740,7 +661,7 @@ def explain_centered_difference(function, x, h, result):
          (_difference(f, x, h, "all_at_once"),)),
     ]
     mistake = _diagnose((result,), (expected,), variants, _CD_RTOL, _CD_ATOL)
-    return mistake or _first_difference(
+    return mistake or first_difference(
         f"gradient of {function} at x of shape {np.shape(x)}", result, expected,
         "exact gradient", _CD_RTOL, _CD_ATOL)
 
@@ -763,8 +684,8 @@ def check_centered_difference(student_centered_difference, seed=0):
         given = x.copy()
         kwargs = {} if h is None else {"h": h}
         with _blocked(gradcheck.centered_difference, gradcheck.gradient_check):
-            result = _call(student_centered_difference, "centered_difference", f, given, **kwargs)
-        loose = _loose_array(result)
+            result = call(student_centered_difference, "centered_difference", f, given, **kwargs)
+        loose = loose_array(result)
         if _hard_coded((loose,), (visible_answer,),
                        case_differs=not np.array_equal(x, visible["x"])):
             raise AssertionError(HARD_CODED.format(name="centered_difference"))
@@ -773,7 +694,7 @@ def check_centered_difference(student_centered_difference, seed=0):
         if not np.array_equal(given, x):
             raise AssertionError("centered_difference modified its argument x: nudge a copy "
                                  "of x, or put every entry back")
-        if not _close(result, expected, _CD_RTOL, _CD_ATOL):
+        if not close(result, expected, _CD_RTOL, _CD_ATOL):
             raise AssertionError(
                 explain_centered_difference(name, x, 1e-5 if h is None else h, result))
 
@@ -898,7 +819,7 @@ def check_symbolic_dE_dw(student_symbolic_dE_dw, seed=0):
     visible = VISIBLE["symbolic"]
     for L, l in cases:
         with _blocked(symbolic.chain_loss_expr, symbolic.chain_delta_gradients):
-            result = _call(student_symbolic_dE_dw, "symbolic_dE_dw", L, l)
+            result = call(student_symbolic_dE_dw, "symbolic_dE_dw", L, l)
         expr = _as_expression(result, L)
         points = _points(rng, L, 5)
         message = explain_symbolic_dE_dw(L, l, expr, points)
