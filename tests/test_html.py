@@ -583,6 +583,54 @@ def quoted_package_lines():
     return lines
 
 
+def quoted_functions():
+    """{(file, function name): parameter names} for every ``literalinclude :pyobject:`` in book/."""
+    quoted = {}
+    pattern = re.compile(r"```\{literalinclude\}\s+(\S+)\s*\n((?::\w+:.*\n)*)")
+    for chapter in (REPO / "book").rglob("*.md"):
+        for target, options in pattern.findall(chapter.read_text(encoding="utf-8")):
+            obj = re.search(r":pyobject:\s*(\S+)", options)
+            if obj is None:
+                continue
+            path = (chapter.parent / target).resolve()
+            for node in ast.parse(path.read_text(encoding="utf-8")).body:
+                if isinstance(node, ast.FunctionDef) and node.name == obj.group(1):
+                    quoted[(chapter.name, node.name)] = [a.arg for a in node.args.args]
+    return quoted
+
+
+def answer_functions():
+    """{function name: (notebook, parameter names)} for every function an answer cell defines."""
+    found = {}
+    for nb in solution_notebooks():
+        for cell in json.loads(nb.read_text(encoding="utf-8"))["cells"]:
+            if cell["cell_type"] != "code" or not cell["metadata"].get("nbgrader", {}).get("solution"):
+                continue
+            source = cell["source"] if isinstance(cell["source"], str) else "".join(cell["source"])
+            for node in ast.parse(source).body:
+                if isinstance(node, ast.FunctionDef):
+                    found[node.name] = (nb.name, [a.arg for a in node.args.args])
+    return found
+
+
+# An answer with the name and parameters of a function a chapter quotes, which the assignment
+# still asks for because it computes more: keep this list short, and say what the answer adds.
+EXTENDS = {
+    ("scalar.md", "chain_backward"): "the assignment's chain has biases: it returns db as well",
+}
+
+
+def test_chapters_do_not_quote_an_answer(book_build):
+    quoted, answers = quoted_functions(), answer_functions()
+    assert quoted and answers
+    leaks = [f"{chapter} quotes {name}{tuple(params)}, which {answers[name][0]} asks students to write"
+             for (chapter, name), params in quoted.items()
+             if name in answers and answers[name][1] == params and (chapter, name) not in EXTENDS]
+    assert not leaks, "\n".join(leaks)
+    for key in EXTENDS:  # an allowance that no longer applies must go
+        assert key in quoted and key[1] in answers, f"stale EXTENDS entry {key}"
+
+
 def test_no_solution_code_in_the_build(book_build):
     notebooks = solution_notebooks()
     assert notebooks, "solutions/ has no notebook"
