@@ -138,3 +138,66 @@ def scores(root, assignment, notebook, student):
     with Gradebook(f"sqlite:///{Path(root) / 'gradebook.db'}") as gb:
         nb = gb.find_submission_notebook(notebook, assignment, student)
         return {g.name: (g.score, g.max_score, g.needs_manual_grade) for g in nb.grades}
+
+
+MARKERS = ("BEGIN SOLUTION", "END SOLUTION", "BEGIN HIDDEN TESTS", "END HIDDEN TESTS")
+
+
+def solution_sources(nb):
+    """The instructor's code of every code solution cell, without the markers."""
+    return {
+        gid: strip_solution_markers(cell.source)
+        for gid, cell in cells_by_grade_id(nb).items()
+        if nbgrader_meta(cell).get("solution") and cell.cell_type == "code"
+    }
+
+
+def run_answers(source_nb, overrides=None):
+    """The notebook's setup and solution cells run in one namespace, with some cells replaced."""
+    cells = cells_by_grade_id(source_nb)
+    ns = {"__name__": "__student__"}
+    exec(cells["setup"].source, ns)
+    for gid, source in {**solution_sources(source_nb), **(overrides or {})}.items():
+        exec(compile(source, f"<{gid}>", "exec"), ns)
+    return ns
+
+
+def assert_release_is_generated(released_path, generated_path):
+    """The committed release equals, cell by cell, what nbgrader generates now."""
+    generated, released = read(generated_path), read(released_path)
+    assert [c.id for c in released.cells] == [c.id for c in generated.cells]
+    for ours, theirs in zip(released.cells, generated.cells):
+        assert ours == theirs, f"cell {ours.id} differs: run `make release`"
+    assert released == generated
+
+
+def assert_release_gives_nothing_away(source_nb, release_path):
+    """No marker, solution line, hidden test or output in the release; stubs where answers were."""
+    text = Path(release_path).read_text()
+    release_nb = read(release_path)
+    for marker in MARKERS:
+        assert marker not in text
+    release_cells = cells_by_grade_id(release_nb)
+    source_cells = cells_by_grade_id(source_nb)
+    assert set(release_cells) == set(source_cells)
+    for gid, cell in source_cells.items():
+        meta = nbgrader_meta(cell)
+        released = release_cells[gid].source
+        if meta.get("solution") and cell.cell_type == "markdown":
+            assert released == "YOUR ANSWER HERE"
+            assert cell.source.splitlines()[0] not in text
+        elif meta.get("solution"):
+            body = cell.source.split("### BEGIN SOLUTION\n")[1].split("### END SOLUTION")[0]
+            released_lines = {line.strip() for line in released.splitlines()}
+            for line in body.splitlines():
+                if line.strip():
+                    assert line.strip() not in released_lines, f"{gid}: {line!r} released"
+            assert "raise NotImplementedError()" in released
+        elif meta.get("grade"):
+            hidden = cell.source.split("### BEGIN HIDDEN TESTS\n")[1].split("### END HIDDEN")[0]
+            for line in hidden.splitlines():
+                assert line.strip() not in text, f"{gid}: hidden test {line!r} released"
+            assert released == cell.source.split("### BEGIN HIDDEN TESTS")[0].rstrip("\n")
+    for cell in release_nb.cells:
+        if cell.cell_type == "code":
+            assert cell.outputs == [] and cell.execution_count is None

@@ -27,6 +27,8 @@ from backpropbook import oracles
 from backpropbook.grading import matrix as grading
 from nbgrader_course import (
     REPO,
+    assert_release_gives_nothing_away,
+    assert_release_is_generated,
     autograded_ids,
     build_course,
     cells_by_grade_id,
@@ -34,10 +36,11 @@ from nbgrader_course import (
     nbgrader_meta,
     output_text,
     read,
+    run_answers,
     run_grader,
     run_nbgrader,
     scores,
-    strip_solution_markers,
+    solution_sources,
     submit,
 )
 
@@ -46,7 +49,6 @@ pytestmark = [pytest.mark.matrix]
 ASSIGNMENT = NOTEBOOK = "matrix"
 SOURCE = REPO / "solutions" / ASSIGNMENT / f"{NOTEBOOK}.ipynb"
 RELEASE = REPO / "exercises" / ASSIGNMENT / f"{NOTEBOOK}.ipynb"
-MARKERS = ("BEGIN SOLUTION", "END SOLUTION", "BEGIN HIDDEN TESTS", "END HIDDEN TESTS")
 
 # test cell -> (check function, the student's function it checks)
 CHECKS = {
@@ -429,20 +431,6 @@ def source_nb():
     return read(SOURCE)
 
 
-@pytest.fixture(scope="module")
-def release_nb():
-    return read(RELEASE)
-
-
-def _solution_sources(nb):
-    """The instructor's code of every code solution cell, without the markers."""
-    return {
-        gid: strip_solution_markers(cell.source)
-        for gid, cell in cells_by_grade_id(nb).items()
-        if nbgrader_meta(cell).get("solution") and cell.cell_type == "code"
-    }
-
-
 def test_source_notebook_is_clean_and_complete(source_nb):
     import nbformat
 
@@ -472,7 +460,7 @@ def test_source_notebook_is_clean_and_complete(source_nb):
         assert any(line.lstrip().startswith("assert") for line in lines[:begin]), \
             f"{gid}: no visible test"
         assert any("grading.explain_" in line for line in lines[:begin]), gid
-    for gid in _solution_sources(source_nb):
+    for gid in solution_sources(source_nb):
         stub = cells[gid].source.split("### BEGIN SOLUTION")[0]
         assert '"""' in stub, f"{gid}: no docstring stub"
     # The stub states the decision about db's shape.
@@ -482,57 +470,16 @@ def test_source_notebook_is_clean_and_complete(source_nb):
 @pytest.mark.xdist_group("matrix_course")
 @pytest.mark.grading
 def test_release_is_what_nbgrader_generates(course):
-    generated = read(course.root / "exercises" / ASSIGNMENT / f"{NOTEBOOK}.ipynb")
-    released = read(RELEASE)
-    assert [c.id for c in released.cells] == [c.id for c in generated.cells]
-    for ours, theirs in zip(released.cells, generated.cells):
-        assert ours == theirs, f"cell {ours.id} differs: run `make release`"
-    assert released == generated
+    assert_release_is_generated(RELEASE, course.root / "exercises" / ASSIGNMENT / f"{NOTEBOOK}.ipynb")
 
 
-def test_release_gives_nothing_away(source_nb, release_nb):
-    text = RELEASE.read_text()
-    for marker in MARKERS:
-        assert marker not in text
-    release_cells = cells_by_grade_id(release_nb)
-    source_cells = cells_by_grade_id(source_nb)
-    assert set(release_cells) == set(source_cells)
-    for gid, cell in source_cells.items():
-        meta = nbgrader_meta(cell)
-        released = release_cells[gid].source
-        if meta.get("solution") and cell.cell_type == "markdown":
-            assert released == "YOUR ANSWER HERE"
-            assert cell.source.splitlines()[0] not in text
-        elif meta.get("solution"):
-            body = cell.source.split("### BEGIN SOLUTION\n")[1].split("### END SOLUTION")[0]
-            released_lines = {line.strip() for line in released.splitlines()}
-            for line in body.splitlines():
-                if line.strip():
-                    assert line.strip() not in released_lines, f"{gid}: {line!r} released"
-            assert "raise NotImplementedError()" in released
-        elif meta.get("grade"):
-            hidden = cell.source.split("### BEGIN HIDDEN TESTS\n")[1].split("### END HIDDEN")[0]
-            for line in hidden.splitlines():
-                assert line.strip() not in text, f"{gid}: hidden test {line!r} released"
-            assert released == cell.source.split("### BEGIN HIDDEN TESTS")[0].rstrip("\n")
-    for cell in release_nb.cells:
-        if cell.cell_type == "code":
-            assert cell.outputs == [] and cell.execution_count is None
+def test_release_gives_nothing_away(source_nb):
+    assert_release_gives_nothing_away(source_nb, RELEASE)
 
 
 # ---------------------------------------------------------------------------------------------
 # The grading module on its own
 # ---------------------------------------------------------------------------------------------
-
-
-def _namespace(source_nb, overrides=None):
-    """The notebook's setup and solution cells run in one namespace, with some cells replaced."""
-    cells = cells_by_grade_id(source_nb)
-    ns = {"__name__": "__student__"}
-    exec(cells["setup"].source, ns)
-    for gid, source in {**_solution_sources(source_nb), **(overrides or {})}.items():
-        exec(compile(source, f"<{gid}>", "exec"), ns)
-    return ns
 
 
 HIDDEN_SEED = re.compile(r"seed=\(GRADING_SEED, (\d+)\)")
@@ -580,7 +527,7 @@ def test_student_seeds_draw_different_non_square_cases():
 @pytest.mark.parametrize("test_id", sorted(CHECKS))
 def test_instructor_solution_passes_silently(source_nb, test_id, capsys):
     check, name = CHECKS[test_id]
-    ns = _namespace(source_nb)
+    ns = run_answers(source_nb)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         for seed in (_hidden_seed(source_nb, test_id), _hidden_seed(source_nb, test_id, 1),
@@ -592,7 +539,7 @@ def test_instructor_solution_passes_silently(source_nb, test_id, capsys):
 
 def test_visible_tests_pass_silently(source_nb, capsys):
     """The instructor's solutions pass every visible test, as the student runs them."""
-    ns = _namespace(source_nb)
+    ns = run_answers(source_nb)
     cells = cells_by_grade_id(source_nb)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -605,7 +552,7 @@ def test_visible_tests_pass_silently(source_nb, capsys):
 @pytest.mark.parametrize("name", sorted(MISTAKES))
 def test_each_mistake_fails_with_its_message(source_nb, name):
     mistake = MISTAKES[name]
-    ns = _namespace(source_nb, mistake.sources)
+    ns = run_answers(source_nb, mistake.sources)
     for test_id, (check, fn_name) in CHECKS.items():
         if test_id not in mistake.messages:
             check(ns[fn_name], seed=_hidden_seed(source_nb, test_id))  # the other tasks pass
@@ -621,10 +568,10 @@ def test_checks_restore_the_package_functions(source_nb):
     """A blocked call fails, and afterwards the package and torch work as before."""
     import torch
 
-    ns = _namespace(source_nb, MISTAKES["calls_package_reference"].sources)
+    ns = run_answers(source_nb, MISTAKES["calls_package_reference"].sources)
     with pytest.raises(AssertionError, match="reference implementation"):
         grading.check_linear_backward(ns["linear_backward"], seed=0)
-    ns = _namespace(source_nb, MISTAKES["uses_torch_autograd"].sources)
+    ns = run_answers(source_nb, MISTAKES["uses_torch_autograd"].sources)
     with pytest.raises(AssertionError, match="torch.autograd.backward"):
         grading.check_activation_backward(ns["activation_backward"], seed=0)
     rng = np.random.default_rng(0)
@@ -643,7 +590,7 @@ def test_checks_restore_the_package_functions(source_nb):
 def test_checks_pass_plain_data_only(source_nb):
     """The student's functions get arrays, lists/tuples of them, ints and names, nothing else:
     what the sandboxed grader can send."""
-    ns = _namespace(source_nb)
+    ns = run_answers(source_nb)
     seen = []
 
     def plain(value):
@@ -790,7 +737,7 @@ def course(tmp_path_factory, source_nb):
     root = build_course(tmp_path_factory.mktemp("course"), [ASSIGNMENT])
     run_nbgrader(root, "generate_assignment", ASSIGNMENT, "--force", "--log-level=WARN")
     release = read(root / "exercises" / ASSIGNMENT / f"{NOTEBOOK}.ipynb")
-    correct = _solution_sources(source_nb)
+    correct = solution_sources(source_nb)
     submissions = {"instructor": source_nb, "release": release}
     for name, mistake in MISTAKES.items():
         if mistake.in_notebook:

@@ -25,6 +25,8 @@ import backpropbook.mlp
 from backpropbook.grading import vector as grading
 from nbgrader_course import (
     REPO,
+    assert_release_gives_nothing_away,
+    assert_release_is_generated,
     autograded_ids,
     build_course,
     cells_by_grade_id,
@@ -32,10 +34,11 @@ from nbgrader_course import (
     nbgrader_meta,
     output_text,
     read,
+    run_answers,
     run_grader,
     run_nbgrader,
     scores,
-    strip_solution_markers,
+    solution_sources,
     submit,
 )
 
@@ -44,7 +47,6 @@ pytestmark = [pytest.mark.vector]
 ASSIGNMENT = NOTEBOOK = "vector"
 SOURCE = REPO / "solutions" / ASSIGNMENT / f"{NOTEBOOK}.ipynb"
 RELEASE = REPO / "exercises" / ASSIGNMENT / f"{NOTEBOOK}.ipynb"
-MARKERS = ("BEGIN SOLUTION", "END SOLUTION", "BEGIN HIDDEN TESTS", "END HIDDEN TESTS")
 
 # test cell -> (check function, the student's function it checks)
 CHECKS = {
@@ -488,20 +490,6 @@ def source_nb():
     return read(SOURCE)
 
 
-@pytest.fixture(scope="module")
-def release_nb():
-    return read(RELEASE)
-
-
-def _solution_sources(nb):
-    """The instructor's code of every code solution cell, without the markers."""
-    return {
-        gid: strip_solution_markers(cell.source)
-        for gid, cell in cells_by_grade_id(nb).items()
-        if nbgrader_meta(cell).get("solution") and cell.cell_type == "code"
-    }
-
-
 def test_source_notebook_is_clean_and_complete(source_nb):
     import nbformat
 
@@ -528,7 +516,7 @@ def test_source_notebook_is_clean_and_complete(source_nb):
         assert end == len(lines) - 1 and end > begin + 1, gid
         assert all("grading.check_" in line for line in lines[begin + 1:end]), gid
         assert any(line.startswith("assert") for line in lines[:begin]), f"{gid}: no visible test"
-    for gid in _solution_sources(source_nb):
+    for gid in solution_sources(source_nb):
         stub = cells[gid].source.split("### BEGIN SOLUTION")[0]
         assert '"""' in stub, f"{gid}: no docstring stub"
     # The points in the intro's table are the cells' points.
@@ -548,49 +536,13 @@ def test_setup_cell_holds_the_visible_example(source_nb):
     assert [W.shape for W, _ in ns["EXAMPLE_PARAMS"]] == [(2, 3), (2, 2)]
 
 
-def test_release_gives_nothing_away(source_nb, release_nb):
-    text = RELEASE.read_text()
-    for marker in MARKERS:
-        assert marker not in text
-    release_cells = cells_by_grade_id(release_nb)
-    source_cells = cells_by_grade_id(source_nb)
-    assert set(release_cells) == set(source_cells)
-    for gid, cell in source_cells.items():
-        meta = nbgrader_meta(cell)
-        released = release_cells[gid].source
-        if meta.get("solution") and cell.cell_type == "markdown":
-            assert released == "YOUR ANSWER HERE"
-            assert cell.source.splitlines()[0] not in text
-        elif meta.get("solution"):
-            body = cell.source.split("### BEGIN SOLUTION\n")[1].split("### END SOLUTION")[0]
-            released_lines = {line.strip() for line in released.splitlines()}
-            for line in body.splitlines():
-                if line.strip():
-                    assert line.strip() not in released_lines, f"{gid}: {line!r} released"
-            assert "raise NotImplementedError()" in released
-        elif meta.get("grade"):
-            hidden = cell.source.split("### BEGIN HIDDEN TESTS\n")[1].split("### END HIDDEN")[0]
-            for line in hidden.splitlines():
-                assert line.strip() not in text, f"{gid}: hidden test {line!r} released"
-            assert released == cell.source.split("### BEGIN HIDDEN TESTS")[0].rstrip("\n")
-    for cell in release_nb.cells:
-        if cell.cell_type == "code":
-            assert cell.outputs == [] and cell.execution_count is None
+def test_release_gives_nothing_away(source_nb):
+    assert_release_gives_nothing_away(source_nb, RELEASE)
 
 
 # ---------------------------------------------------------------------------------------------
 # The grading module on its own
 # ---------------------------------------------------------------------------------------------
-
-
-def _namespace(source_nb, overrides=None):
-    """The notebook's setup and solution cells run in one namespace, with some cells replaced."""
-    cells = cells_by_grade_id(source_nb)
-    ns = {"__name__": "__student__"}
-    exec(cells["setup"].source, ns)
-    for gid, source in {**_solution_sources(source_nb), **(overrides or {})}.items():
-        exec(compile(source, f"<{gid}>", "exec"), ns)
-    return ns
 
 
 HIDDEN_SEED = re.compile(r"seed=\(GRADING_SEED, (\d+)\)")
@@ -644,7 +596,7 @@ def test_cases_are_non_square_deep_and_away_from_the_relu_kink():
 @pytest.mark.parametrize("test_id", sorted(CHECKS))
 def test_instructor_solution_passes_silently(source_nb, test_id, capsys):
     check, name = CHECKS[test_id]
-    ns = _namespace(source_nb)
+    ns = run_answers(source_nb)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         for seed in (_hidden_seed(source_nb, test_id), _hidden_seed(source_nb, test_id, 1),
@@ -657,7 +609,7 @@ def test_instructor_solution_passes_silently(source_nb, test_id, capsys):
 @pytest.mark.parametrize("name", sorted(MISTAKES))
 def test_each_mistake_fails_with_its_message(source_nb, name):
     mistake = MISTAKES[name]
-    ns = _namespace(source_nb, mistake.sources)
+    ns = run_answers(source_nb, mistake.sources)
     for test_id, (check, fn_name) in CHECKS.items():
         if test_id not in mistake.messages:
             # The other tasks pass (those that use none of the changed functions are the
@@ -676,10 +628,10 @@ def test_checks_restore_the_reference_functions(source_nb):
     """Blocking the package's code and torch's autograd lasts only while the student's runs."""
     import torch
 
-    ns = _namespace(source_nb, MISTAKES["package_reference"].sources)
+    ns = run_answers(source_nb, MISTAKES["package_reference"].sources)
     with pytest.raises(AssertionError, match="reference implementation"):
         grading.check_backward_hadamard(ns["backward_hadamard"], seed=0)
-    ns = _namespace(source_nb, MISTAKES["torch_autograd"].sources)
+    ns = run_answers(source_nb, MISTAKES["torch_autograd"].sources)
     with pytest.raises(AssertionError, match="torch's autograd"):
         grading.check_backward_jacobian(ns["backward_jacobian"], seed=0)
     # Afterwards the package and torch work again, and the cheat would pass.
@@ -710,7 +662,7 @@ def test_the_chapters_own_code_is_blocked(source_nb):
                                        t[:, None], activation)
             return [(dW, db[:, 0]) for dW, db in grads]
         ''')
-    ns = _namespace(source_nb, {"backward_hadamard": cheat})
+    ns = run_answers(source_nb, {"backward_hadamard": cheat})
     with pytest.raises(AssertionError, match=r"reference implementation "
                                              r"backpropbook\.vector\.vector_backward"):
         grading.check_backward_hadamard(ns["backward_hadamard"], seed=(STUDENT_SEED, 2501))
@@ -788,7 +740,7 @@ def course(tmp_path_factory, source_nb):
     root = build_course(tmp_path_factory.mktemp("course"), [ASSIGNMENT])
     run_nbgrader(root, "generate_assignment", ASSIGNMENT, "--force", "--log-level=WARN")
     release = read(root / "exercises" / ASSIGNMENT / f"{NOTEBOOK}.ipynb")
-    correct = _solution_sources(source_nb)
+    correct = solution_sources(source_nb)
     submissions = {"instructor": source_nb, "release": release}
     for name, mistake in MISTAKES.items():
         if mistake.in_notebook:
@@ -811,12 +763,7 @@ def course(tmp_path_factory, source_nb):
 @pytest.mark.xdist_group("vector_course")
 @pytest.mark.grading
 def test_release_is_what_nbgrader_generates(course):
-    generated = read(course.root / "exercises" / ASSIGNMENT / f"{NOTEBOOK}.ipynb")
-    released = read(RELEASE)
-    assert [c.id for c in released.cells] == [c.id for c in generated.cells]
-    for ours, theirs in zip(released.cells, generated.cells):
-        assert ours == theirs, f"cell {ours.id} differs: run `make release`"
-    assert released == generated
+    assert_release_is_generated(RELEASE, course.root / "exercises" / ASSIGNMENT / f"{NOTEBOOK}.ipynb")
 
 
 @pytest.mark.xdist_group("vector_course")
