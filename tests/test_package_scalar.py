@@ -95,9 +95,18 @@ def test_forward_pass_matches_torch(c):
     assert chain_loss(c.x, c.w, c.y, c.activation) == squared_error(a[-1], c.y)
 
 
+def assume_residual_not_tiny(c):
+    """Skip chains whose prediction is within 1e-3 of the target. Every gradient carries the
+    factor y_hat - y; when it is tiny it is a cancellation, and a last-bit difference between
+    NumPy's and torch's activation becomes a large relative difference of two correct answers."""
+    _, a = chain_forward(c.x, c.w, c.activation)
+    assume(abs(a[-1] - c.y) >= 1e-3)
+
+
 @THOROUGH
 @given(chains())
 def test_gradient_matches_torch_autograd(c):
+    assume_residual_not_tiny(c)
     dw = chain_gradient(c.x, c.w, c.y, c.activation)
     expected = chain_gradient_torch(c.x, c.w, c.y, c.activation)
     assert dw.shape == expected.shape == (len(c.w),)
@@ -109,6 +118,7 @@ def test_gradient_matches_torch_autograd(c):
 @FAST
 @given(chains())
 def test_backward_deltas_match_torch(c):
+    assume_residual_not_tiny(c)
     z, a = chain_forward(c.x, c.w, c.activation)
     dw, delta = chain_backward(c.w, z, a, c.y, c.activation)
     _, _, _, dz_t, dw_t = torch_chain(c.x, c.w, c.y, c.activation)
