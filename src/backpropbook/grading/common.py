@@ -4,6 +4,7 @@ Calling a student's function so that its exceptions and numerical warnings becom
 checks, comparing plain data, and the messages that go with it.
 """
 
+import contextlib
 import math
 import warnings
 
@@ -91,3 +92,37 @@ HARD_CODED = (
     "{name} returns the answer of the visible test for a different input: the answer looks "
     "hard-coded; compute it from the arguments"
 )
+
+
+REFERENCE_MESSAGE = ("you called the package's reference implementation {name}; this task asks "
+                     "you to write the computation yourself")
+_RAISER = "def _withheld(*args, **kwargs):\n    raise AssertionError({message!r})\n"
+
+
+@contextlib.contextmanager
+def blocked(pairs):
+    """Make each function of ``pairs`` (function, message) raise AssertionError(message) while
+    the block runs, so that an answer which calls the reference code fails with that message.
+
+    The function objects themselves are changed (their ``__code__``), so a student's
+    ``from backpropbook.scalar import chain_forward`` is caught as well as an attribute lookup.
+    The replacement is compiled from a constant template: a closure could not take the place
+    of a function without free variables.
+    """
+    saved = []
+    try:
+        for fn, message in pairs:
+            namespace = {}
+            exec(_RAISER.format(message=message), namespace)  # a constant template
+            saved.append((fn, fn.__code__, fn.__defaults__, fn.__kwdefaults__))
+            fn.__code__, fn.__defaults__, fn.__kwdefaults__ = (
+                namespace["_withheld"].__code__, None, None)
+        yield
+    finally:
+        for fn, code, defaults, kwdefaults in reversed(saved):
+            fn.__code__, fn.__defaults__, fn.__kwdefaults__ = code, defaults, kwdefaults
+
+
+def reference_message(fn):
+    """The message for a blocked function of our package."""
+    return REFERENCE_MESSAGE.format(name=f"{fn.__module__}.{fn.__qualname__}")

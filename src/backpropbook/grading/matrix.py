@@ -28,7 +28,6 @@ A seed is anything ``numpy.random.default_rng`` accepts, e.g. the notebook's
 ``(GRADING_SEED, 2201)``.
 """
 
-import contextlib
 import math
 import sys
 
@@ -36,8 +35,8 @@ import numpy as np
 
 from backpropbook import conventions, gradcheck, layers, mlp
 from backpropbook.activations import ACTIVATIONS
-from backpropbook.grading.common import (HARD_CODED, call, close, distance, first_difference,
-                                         loose_array)
+from backpropbook.grading.common import (HARD_CODED, blocked, call, close, distance,
+                                         first_difference, loose_array, reference_message)
 
 __all__ = [
     "HIDDEN_ACTIVATIONS",
@@ -98,9 +97,6 @@ VISIBLE = {
 # Calling the student's code
 # --------------------------------------------------------------------------------------------
 
-_BLOCKED_TEMPLATE = "def _blocked(*args, **kwargs):\n    raise AssertionError({message!r})\n"
-
-
 def _reference_functions():
     """The functions a student's answer may not call: the package's and torch's autograd."""
     fns = [layers.linear_forward, layers.linear_backward, layers.activation_forward,
@@ -119,29 +115,17 @@ def _reference_functions():
     return fns
 
 
-@contextlib.contextmanager
 def _blocked():
-    """Make the reference functions raise while the block runs (their ``__code__`` is swapped,
-    so ``from backpropbook.layers import linear_backward`` is caught too)."""
-    saved = []
-    try:
-        for fn in _reference_functions():
-            name = f"{fn.__module__}.{fn.__qualname__}"
-            if name.startswith("torch"):
-                message = (f"you called {name}: torch's autograd would do the differentiating "
-                           "for you; this task asks you to write the backward pass yourself, "
-                           "in NumPy")
-            else:
-                message = (f"you called the package's reference implementation {name}; this "
-                           "task asks you to write the computation yourself")
-            namespace = {}
-            exec(_BLOCKED_TEMPLATE.format(message=message), namespace)  # a constant template
-            saved.append((fn, fn.__code__, fn.__defaults__))
-            fn.__code__, fn.__defaults__ = namespace["_blocked"].__code__, None
-        yield
-    finally:
-        for fn, code, defaults in saved:
-            fn.__code__, fn.__defaults__ = code, defaults
+    """The reference functions raise while the block runs (see common.blocked)."""
+    return blocked((fn, _block_message(fn)) for fn in _reference_functions())
+
+
+def _block_message(fn):
+    name = f"{fn.__module__}.{fn.__qualname__}"
+    if name.startswith("torch"):
+        return (f"you called {name}: torch's autograd would do the differentiating for you; "
+                "this task asks you to write the backward pass yourself, in NumPy")
+    return reference_message(fn)
 
 
 _SHAPE_ERRORS = ("mismatch", "broadcast", "aligned", "shape")

@@ -23,7 +23,6 @@ says so. Numerical warnings (overflow) raised by the student's code become failu
 Python arrays are 0-based: ``w[l - 1]`` holds the book's w[l], and ``a[0] = x``.
 """
 
-import contextlib
 import math
 import warnings
 
@@ -34,8 +33,9 @@ import sympy as sp
 from backpropbook import activations, gradcheck, scalar, symbolic
 from backpropbook.grading import functions
 from backpropbook.activations import ACTIVATIONS
-from backpropbook.grading.common import (HARD_CODED, call, close, distance, first_difference,
-                                         is_plain, loose_array)
+from backpropbook.grading.common import (HARD_CODED, blocked, call, close, distance,
+                                         first_difference, is_plain, loose_array,
+                                         reference_message)
 
 __all__ = [
     "CHAIN_ACTIVATIONS",
@@ -81,32 +81,9 @@ VISIBLE = {
 # Calling the student's code
 # --------------------------------------------------------------------------------------------
 
-_BLOCKED_TEMPLATE = "def _blocked(*args, **kwargs):\n    raise AssertionError({message!r})\n"
-
-
-@contextlib.contextmanager
 def _blocked(*functions):
-    """Make the package's reference ``functions`` raise while the block runs.
-
-    The function objects themselves are changed (their ``__code__``), so a student's
-    ``from backpropbook.scalar import chain_forward`` is caught as well as an attribute lookup.
-    """
-    saved = []
-    try:
-        for fn in functions:
-            name = f"{fn.__module__}.{fn.__qualname__}"
-            message = (
-                f"you called the package's reference implementation {name}; this task asks "
-                "you to write the computation yourself"
-            )
-            namespace = {}
-            exec(_BLOCKED_TEMPLATE.format(message=message), namespace)  # a constant template
-            saved.append((fn, fn.__code__, fn.__defaults__))
-            fn.__code__, fn.__defaults__ = namespace["_blocked"].__code__, None
-        yield
-    finally:
-        for fn, code, defaults in saved:
-            fn.__code__, fn.__defaults__ = code, defaults
+    """The package's reference ``functions`` raise while the block runs (see common.blocked)."""
+    return blocked((fn, reference_message(fn)) for fn in functions)
 
 
 def _as_array(value, name, shape=None, hint=""):

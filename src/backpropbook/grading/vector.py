@@ -26,7 +26,6 @@ gradient check) and torch's autograd entry points raise, so an answer that calls
 with a message that says so. In the grading sandbox they are stubs anyway.
 """
 
-import contextlib
 import importlib
 import inspect
 import math
@@ -38,7 +37,8 @@ import sympy as sp
 
 from backpropbook import gradcheck
 from backpropbook.activations import ACTIVATIONS
-from backpropbook.grading.common import HARD_CODED, call, close, distance, is_plain
+from backpropbook.grading.common import (HARD_CODED, blocked, call, close, distance, is_plain,
+                                         reference_message)
 
 __all__ = [
     "ACTIVATION_NAMES",
@@ -100,9 +100,6 @@ _TORCH_AUTOGRAD = ("torch.autograd.backward", "torch.autograd.grad",
                    "torch.autograd.functional.jvp", "torch.autograd.functional.hessian",
                    "torch.autograd.functional.vhp", "torch.autograd.functional.hvp")
 
-_BLOCKED_TEMPLATE = "def _blocked(*args, **kwargs):\n    raise AssertionError({message!r})\n"
-
-
 def _reference_functions():
     """(function, message) for every reference function a student's answer must not call."""
     found = []
@@ -114,9 +111,7 @@ def _reference_functions():
         for fname, fn in vars(module).items():
             if (inspect.isfunction(fn) and fn.__module__ == name and fn.__closure__ is None
                     and not fname.startswith("_")):
-                found.append((fn, f"you called the package's reference implementation "
-                                  f"{name}.{fn.__qualname__}; this task asks you to write the "
-                                  "computation yourself"))
+                found.append((fn, reference_message(fn)))
     if "torch" in sys.modules:  # only block what is loaded: importing torch costs seconds
         import torch
 
@@ -130,22 +125,9 @@ def _reference_functions():
     return found
 
 
-@contextlib.contextmanager
 def _blocked():
-    """Make the reference functions raise while the block runs (their ``__code__`` is swapped,
-    so a student's ``from backpropbook.mlp import mlp_backward`` is caught as well)."""
-    saved = []
-    try:
-        for fn, message in _reference_functions():
-            namespace = {}
-            exec(_BLOCKED_TEMPLATE.format(message=message), namespace)  # a constant template
-            saved.append((fn, fn.__code__, fn.__defaults__, fn.__kwdefaults__))
-            fn.__code__, fn.__defaults__, fn.__kwdefaults__ = (
-                namespace["_blocked"].__code__, None, None)
-        yield
-    finally:
-        for fn, code, defaults, kwdefaults in saved:
-            fn.__code__, fn.__defaults__, fn.__kwdefaults__ = code, defaults, kwdefaults
+    """The reference functions raise while the block runs (see common.blocked)."""
+    return blocked(_reference_functions())
 
 
 def _student(fn, name, *args):
