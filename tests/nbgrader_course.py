@@ -8,9 +8,12 @@ nbgrader ``grade_id``, the way a student fills them in.
 
 import copy
 import os
+import re
 import shutil
 import subprocess
 import sys
+import textwrap
+from dataclasses import dataclass
 from pathlib import Path
 
 import nbformat
@@ -201,3 +204,52 @@ def assert_release_gives_nothing_away(source_nb, release_path):
     for cell in release_nb.cells:
         if cell.cell_type == "code":
             assert cell.outputs == [] and cell.execution_count is None
+
+
+HIDDEN_SEED = re.compile(r"seed=\(GRADING_SEED, (\d+)\)")
+
+
+def hidden_seed(source_nb, test_id, grading_seed=0):
+    """The seed the test cell's hidden check gets when GRADING_SEED is ``grading_seed``."""
+    hidden = cells_by_grade_id(source_nb)[test_id].source.split("### BEGIN HIDDEN TESTS")[1]
+    return (grading_seed, int(HIDDEN_SEED.search(hidden).group(1)))
+
+
+def code(text):
+    """Student code written inline in a test, dedented."""
+    return textwrap.dedent(text).strip("\n")
+
+
+@dataclass
+class Course:
+    root: object
+    students: list
+    scores: dict  # student -> {grade_id: (score, max_score, needs_manual_grade)}
+    autograded: dict  # student -> {grade_id: autograded cell}
+
+
+def grade_course(root, assignment, source_nb, mistakes):
+    """A course at ``root``: the instructor notebook, the untouched release and every mistake
+    marked ``in_notebook`` (solution cells replaced by its ``sources``), graded by one run of
+    the sandboxed grading command, which must grade every submission cleanly."""
+    root = build_course(root, [assignment])
+    run_nbgrader(root, "generate_assignment", assignment, "--force", "--log-level=WARN")
+    release = read(root / "exercises" / assignment / f"{assignment}.ipynb")
+    correct = solution_sources(source_nb)
+    submissions = {"instructor": source_nb, "release": release}
+    for name, mistake in mistakes.items():
+        if mistake.in_notebook:
+            submissions[name] = make_submission(release, {**correct, **mistake.sources})
+    for student, nb in submissions.items():
+        submit(root, assignment, student, {assignment: nb})
+    graded = run_grader(root, assignment, "--no-feedback")
+    assert graded.returncode == 0, graded.stdout + graded.stderr
+    return Course(
+        root=root,
+        students=list(submissions),
+        scores={s: scores(root, assignment, assignment, s) for s in submissions},
+        autograded={
+            s: cells_by_grade_id(read(root / "autograded" / s / assignment / f"{assignment}.ipynb"))
+            for s in submissions
+        },
+    )

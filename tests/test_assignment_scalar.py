@@ -22,23 +22,20 @@ import backpropbook.gradcheck
 import backpropbook.scalar
 from backpropbook.grading import scalar as grading
 from nbgrader_course import (
+    HIDDEN_SEED,
     REPO,
     assert_release_gives_nothing_away,
     assert_release_is_generated,
     autograded_ids,
-    build_course,
     cells_by_grade_id,
-    make_submission,
+    code,
+    grade_course,
+    hidden_seed,
     nbgrader_meta,
     output_text,
     read,
     run_answers,
-    run_grader,
-    run_nbgrader,
-    scores,
-    solution_ids,
     solution_sources,
-    submit,
 )
 
 pytestmark = [pytest.mark.scalar]
@@ -56,10 +53,6 @@ CHECKS = {
     "test_centered_difference": (grading.check_centered_difference, "centered_difference"),
     "test_symbolic_dE_dw": (grading.check_symbolic_dE_dw, "symbolic_dE_dw"),
 }
-
-
-def code(text):
-    return textwrap.dedent(text).strip("\n")
 
 
 def _visible_chain_literals():
@@ -638,15 +631,6 @@ def test_release_gives_nothing_away(source_nb):
 # ---------------------------------------------------------------------------------------------
 
 
-HIDDEN_SEED = re.compile(r"seed=\(GRADING_SEED, (\d+)\)")
-
-
-def _hidden_seed(source_nb, test_id, grading_seed=0):
-    """The seed the test cell's hidden check gets when GRADING_SEED is ``grading_seed``."""
-    hidden = cells_by_grade_id(source_nb)[test_id].source.split("### BEGIN HIDDEN TESTS")[1]
-    return (grading_seed, int(HIDDEN_SEED.search(hidden).group(1)))
-
-
 def test_hidden_tests_take_the_student_seed(source_nb):
     """Every hidden check gets (GRADING_SEED, its own constant); the setup cell sets it to 0."""
     cells = cells_by_grade_id(source_nb)
@@ -676,8 +660,8 @@ def test_instructor_solution_passes_silently(source_nb, test_id, capsys):
     ns = run_answers(source_nb)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        for seed in (_hidden_seed(source_nb, test_id), _hidden_seed(source_nb, test_id, 1),
-                     _hidden_seed(source_nb, test_id, STUDENT_SEED), 0, 2):
+        for seed in (hidden_seed(source_nb, test_id), hidden_seed(source_nb, test_id, 1),
+                     hidden_seed(source_nb, test_id, STUDENT_SEED), 0, 2):
             check(ns[name], seed=seed)
     assert caught == []
     assert capsys.readouterr() == ("", "")
@@ -689,9 +673,9 @@ def test_each_mistake_fails_with_its_message(source_nb, name):
     ns = run_answers(source_nb, mistake.sources)
     for test_id, (check, fn_name) in CHECKS.items():
         if test_id not in mistake.messages:
-            check(ns[fn_name], seed=_hidden_seed(source_nb, test_id))  # the other tasks pass
+            check(ns[fn_name], seed=hidden_seed(source_nb, test_id))  # the other tasks pass
             continue
-        for seed in (_hidden_seed(source_nb, test_id), *mistake.extra_seeds):
+        for seed in (hidden_seed(source_nb, test_id), *mistake.extra_seeds):
             with pytest.raises(AssertionError) as info:
                 check(ns[fn_name], seed=seed)
             for expected in mistake.messages[test_id]:
@@ -823,37 +807,9 @@ def test_test_functions_gradients_match_centered_differences():
 # ---------------------------------------------------------------------------------------------
 
 
-@dataclass
-class Course:
-    root: object
-    students: list
-    scores: dict  # student -> {grade_id: (score, max_score, needs_manual_grade)}
-    autograded: dict  # student -> {grade_id: cell}
-
-
 @pytest.fixture(scope="module")
 def course(tmp_path_factory, source_nb):
-    root = build_course(tmp_path_factory.mktemp("course"), [ASSIGNMENT])
-    run_nbgrader(root, "generate_assignment", ASSIGNMENT, "--force", "--log-level=WARN")
-    release = read(root / "exercises" / ASSIGNMENT / f"{NOTEBOOK}.ipynb")
-    correct = solution_sources(source_nb)
-    submissions = {"instructor": source_nb, "release": release}
-    for name, mistake in MISTAKES.items():
-        if mistake.in_notebook:
-            submissions[name] = make_submission(release, {**correct, **mistake.sources})
-    for student, nb in submissions.items():
-        submit(root, ASSIGNMENT, student, {NOTEBOOK: nb})
-    graded = run_grader(root, ASSIGNMENT, "--no-feedback")
-    assert graded.returncode == 0, graded.stdout + graded.stderr  # every submission graded cleanly
-    return Course(
-        root=root,
-        students=list(submissions),
-        scores={s: scores(root, ASSIGNMENT, NOTEBOOK, s) for s in submissions},
-        autograded={
-            s: cells_by_grade_id(read(root / "autograded" / s / ASSIGNMENT / f"{NOTEBOOK}.ipynb"))
-            for s in submissions
-        },
-    )
+    return grade_course(tmp_path_factory.mktemp("course"), ASSIGNMENT, source_nb, MISTAKES)
 
 
 @pytest.mark.xdist_group("scalar_course")

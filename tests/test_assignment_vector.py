@@ -24,22 +24,20 @@ import sympy as sp
 import backpropbook.mlp
 from backpropbook.grading import vector as grading
 from nbgrader_course import (
+    HIDDEN_SEED,
     REPO,
     assert_release_gives_nothing_away,
     assert_release_is_generated,
     autograded_ids,
-    build_course,
     cells_by_grade_id,
-    make_submission,
+    code,
+    grade_course,
+    hidden_seed,
     nbgrader_meta,
     output_text,
     read,
     run_answers,
-    run_grader,
-    run_nbgrader,
-    scores,
     solution_sources,
-    submit,
 )
 
 pytestmark = [pytest.mark.vector]
@@ -63,10 +61,6 @@ CHECKS = {
 USES = {"network_jacobian": {"activation_jacobian"}, "backward_jacobian": {"activation_jacobian"}}
 # A student's 64-bit seed, as the grading command sets GRADING_SEED.
 STUDENT_SEED = 0xC0FFEE_5EED_0BAD_F00D
-
-
-def code(text):
-    return textwrap.dedent(text).strip("\n")
 
 
 def _literal(value):
@@ -545,15 +539,6 @@ def test_release_gives_nothing_away(source_nb):
 # ---------------------------------------------------------------------------------------------
 
 
-HIDDEN_SEED = re.compile(r"seed=\(GRADING_SEED, (\d+)\)")
-
-
-def _hidden_seed(source_nb, test_id, grading_seed=0):
-    """The seed the test cell's hidden check gets when GRADING_SEED is ``grading_seed``."""
-    hidden = cells_by_grade_id(source_nb)[test_id].source.split("### BEGIN HIDDEN TESTS")[1]
-    return (grading_seed, int(HIDDEN_SEED.search(hidden).group(1)))
-
-
 def test_hidden_tests_take_the_student_seed(source_nb):
     """Every hidden check gets (GRADING_SEED, its own constant); the setup cell sets it to 0."""
     cells = cells_by_grade_id(source_nb)
@@ -599,8 +584,8 @@ def test_instructor_solution_passes_silently(source_nb, test_id, capsys):
     ns = run_answers(source_nb)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        for seed in (_hidden_seed(source_nb, test_id), _hidden_seed(source_nb, test_id, 1),
-                     _hidden_seed(source_nb, test_id, STUDENT_SEED), 0, 2):
+        for seed in (hidden_seed(source_nb, test_id), hidden_seed(source_nb, test_id, 1),
+                     hidden_seed(source_nb, test_id, STUDENT_SEED), 0, 2):
             check(ns[name], seed=seed)
     assert caught == []
     assert capsys.readouterr() == ("", "")
@@ -615,9 +600,9 @@ def test_each_mistake_fails_with_its_message(source_nb, name):
             # The other tasks pass (those that use none of the changed functions are the
             # instructor's, checked by test_instructor_solution_passes_silently).
             if set(mistake.sources) & ({fn_name} | USES.get(fn_name, set())):
-                check(ns[fn_name], seed=_hidden_seed(source_nb, test_id))
+                check(ns[fn_name], seed=hidden_seed(source_nb, test_id))
             continue
-        for seed in (_hidden_seed(source_nb, test_id), *mistake.extra_seeds):
+        for seed in (hidden_seed(source_nb, test_id), *mistake.extra_seeds):
             with pytest.raises(AssertionError) as info:
                 check(ns[fn_name], seed=seed)
             for expected in mistake.messages[test_id]:
@@ -727,37 +712,9 @@ def test_allclose_never_raises():
 # ---------------------------------------------------------------------------------------------
 
 
-@dataclass
-class Course:
-    root: object
-    students: list
-    scores: dict  # student -> {grade_id: (score, max_score, needs_manual_grade)}
-    autograded: dict  # student -> {grade_id: cell}
-
-
 @pytest.fixture(scope="module")
 def course(tmp_path_factory, source_nb):
-    root = build_course(tmp_path_factory.mktemp("course"), [ASSIGNMENT])
-    run_nbgrader(root, "generate_assignment", ASSIGNMENT, "--force", "--log-level=WARN")
-    release = read(root / "exercises" / ASSIGNMENT / f"{NOTEBOOK}.ipynb")
-    correct = solution_sources(source_nb)
-    submissions = {"instructor": source_nb, "release": release}
-    for name, mistake in MISTAKES.items():
-        if mistake.in_notebook:
-            submissions[name] = make_submission(release, {**correct, **mistake.sources})
-    for student, nb in submissions.items():
-        submit(root, ASSIGNMENT, student, {NOTEBOOK: nb})
-    graded = run_grader(root, ASSIGNMENT, "--no-feedback")
-    assert graded.returncode == 0, graded.stdout + graded.stderr  # every submission graded cleanly
-    return Course(
-        root=root,
-        students=list(submissions),
-        scores={s: scores(root, ASSIGNMENT, NOTEBOOK, s) for s in submissions},
-        autograded={
-            s: cells_by_grade_id(read(root / "autograded" / s / ASSIGNMENT / f"{NOTEBOOK}.ipynb"))
-            for s in submissions
-        },
-    )
+    return grade_course(tmp_path_factory.mktemp("course"), ASSIGNMENT, source_nb, MISTAKES)
 
 
 @pytest.mark.xdist_group("vector_course")
