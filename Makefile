@@ -21,6 +21,9 @@ $(STAMP): requirements.txt pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found; install Python 3.11 or pass PYTHON=..."; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	@# The instructor side (src/backpropgrader: the grader, the hidden checks) is no distribution:
+	@# it is put on the venv's path here, so that it never reaches a student's install.
+	$(BIN)/python -c "import site, pathlib; pathlib.Path(site.getsitepackages()[0], 'backpropgrader.pth').write_text('$(CURDIR)/src\\n')"
 	@touch $@
 
 book: $(STAMP)
@@ -28,15 +31,16 @@ book: $(STAMP)
 	@echo "open _build/html/index.html"
 
 release: $(STAMP)
+	$(BIN)/python -m backpropgrader visible
 	@for a in $$(ls solutions); do \
 	  $(BIN)/nbgrader generate_assignment "$$a" --force --no-db --log-level=WARN || exit 1; done
 	@echo "exercises/ regenerated from solutions/"
 
-# Grade every submission of assignment A (see `.venv/bin/python -m backpropbook.grader grade --help`;
+# Grade every submission of assignment A (see `.venv/bin/python -m backpropgrader grade --help`;
 # extra options in GRADE_FLAGS, e.g. GRADE_FLAGS="--jobs 4 --student alice").
 grade: $(STAMP) debian-deps
 	@test -n "$(A)" || { echo "usage: make grade A=<assignment> [GRADE_FLAGS=...]"; exit 2; }
-	$(BIN)/python -m backpropbook.grader grade "$(A)" $(GRADE_FLAGS)
+	$(BIN)/python -m backpropgrader grade "$(A)" $(GRADE_FLAGS)
 
 # Benchmark (not a test): one forward + backward MLP step, NumPy (the package) against torch.autograd.
 bench: $(STAMP)

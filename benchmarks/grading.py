@@ -77,7 +77,7 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         ours, honest = make_course(Path(tmp) / "ours", a, args.students)
         plain, _ = make_course(Path(tmp) / "plain", a, args.students)
-        t_ours, r_ours = run([sys.executable, "-m", "backpropbook.grader", "grade", a,
+        t_ours, r_ours = run([sys.executable, "-m", "backpropgrader", "grade", a,
                               "--jobs", str(args.jobs), "--quiet", "--no-feedback"], ours)
         # as an instructor would: the assignment in the gradebook (untimed), then autograde
         prep = run([sys.executable, "-m", "nbgrader", "generate_assignment", a, "--force"], plain)[1]

@@ -61,7 +61,7 @@ def run_grader(root, assignment, *args, timeout=900):
     env = dict(os.environ, PATH=os.pathsep.join([str(Path(sys.executable).parent),
                                                  os.environ.get("PATH", "")]))
     return subprocess.run(
-        [sys.executable, "-m", "backpropbook.grader", "--course", str(root), "grade", assignment,
+        [sys.executable, "-m", "backpropgrader", "--course", str(root), "grade", assignment,
          "--jobs", "2", "--quiet", *args],
         capture_output=True, text=True, timeout=timeout, env=env)
 

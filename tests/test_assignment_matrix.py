@@ -9,7 +9,7 @@
 - in a temporary nbgrader course, the instructor notebook scores full marks, the untouched
   release scores 0, and each submission with a typical mistake loses exactly the points of the
   tests it should fail, with the right message in the autograded notebook. All submissions are
-  graded by one run of the sandboxed grading command (``python -m backpropbook.grader``).
+  graded by one run of the sandboxed grading command (``python -m backpropgrader``).
 """
 
 import functools

@@ -1,7 +1,7 @@
 """The grading command against adversarial submissions, in a real nbgrader course.
 
 Every submission is built in code from the released notebook, as a student would fill it in,
-and the whole lot goes through the real command (``python -m backpropbook.grader grade``) once,
+and the whole lot goes through the real command (``python -m backpropgrader grade``) once,
 in parallel. Each attack has an expected outcome: which test cells keep their points, what the
 status column says, what the feedback must not contain.
 """
@@ -368,5 +368,5 @@ def test_seeds_differ_per_student_and_are_reproducible(course):
     rows = course["rows"]
     seeds = [r["seed"] for r in rows.values()]
     assert len(set(seeds)) == len(seeds)
-    from backpropbook.grader.evaluate import student_seed
+    from backpropgrader.evaluate import student_seed
     assert all(int(r["seed"]) == student_seed("backpropbook", A, s) for s, r in rows.items())

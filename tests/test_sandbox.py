@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import sympy as sp
 
-from backpropbook.grader import (
+from backpropgrader import (
     FunctionRef,
     OutputLimit,
     ProtocolError,
@@ -28,7 +28,7 @@ from backpropbook.grader import (
     Unsupported,
     check_available,
 )
-from backpropbook.grader import codec, kit as kit_module, sandbox as sandbox_module
+from backpropgrader import codec, kit as kit_module, sandbox as sandbox_module
 
 pytestmark = pytest.mark.grading
 REPO = Path(__file__).resolve().parents[1]
@@ -165,7 +165,7 @@ def test_only_the_kit_is_importable(sb):
     # ... and its source is nowhere to be read.
     out = ok(sb, "import inspect, backpropbook.scalar as s\nprint(inspect.getsource(s))")
     assert "delta" not in out and "g_prime" not in out
-    res = sb.run_cell("import backpropbook.grader")
+    res = sb.run_cell("import backpropgrader")
     assert res.error is not None and res.error.ename == "ModuleNotFoundError"
     res = sb.run_cell("import torch")  # it would answer a NumPy task for the student
     assert res.error is not None and res.error.ename == "ImportError" and "NumPy" in res.error.evalue

@@ -1,26 +1,20 @@
-"""The copy of our package that student code may import inside the sandbox.
+"""The copy of the student package that student code imports inside the sandbox.
 
-Students need a few trusted helpers (the activation table, the SymPy symbols, the named test
-functions). Everything else -- the reference implementations, the oracles, the hidden-test
-logic -- is replaced by a stub module with the same names, whose functions raise when called.
-So ``from backpropbook.scalar import chain_backward`` still imports, but using it as an
-answer fails with a message that says why. ``import torch`` fails too, saying why.
+The student package (``backpropbook``) computes no autograded answer (a test runs every callable
+it offers through every task's hidden checks), so it is copied as it is, except the modules the
+assignment's tasks withhold (:attr:`backpropgrader.engine.Task.withheld`): each becomes a stub
+with the same names, whose functions raise when called. So ``from backpropbook.mlp import
+mlp_backward`` still imports, but using it as an answer fails with a message that says why.
+``torch``, when withheld, fails on import, saying why.
 """
 
 import ast
 from pathlib import Path
 
-PACKAGE = Path(__file__).resolve().parent.parent  # src/backpropbook
+import backpropbook
 
-# Importable as they are; every other module of the package becomes a stub.
-ALLOWED = {
-    "__init__.py",
-    "activations.py",
-    "symbolic.py",
-    "grading/__init__.py",
-    "grading/functions.py",
-}
-SKIPPED = {"grader", "__pycache__"}  # not even as stubs
+PACKAGE = Path(backpropbook.__file__).resolve().parent  # src/backpropbook
+SKIPPED = {"__pycache__"}
 
 STUB = '''"""Withheld while grading: {module} is the book's reference code."""
 
@@ -52,8 +46,10 @@ def _stub(path, module):
     return "\n".join(lines) + "\n"
 
 
-def build(dest):
+def build(dest, withheld=()):
     """Write the kit under ``dest`` (a ``backpropbook`` folder inside it); returns ``dest``.
+
+    ``withheld``: dotted module names (``backpropbook.mlp``) written as stubs, and ``"torch"``.
 
     Everything is world-readable: the sandbox runs as an unprivileged uid.
     """
@@ -65,14 +61,14 @@ def build(dest):
             continue
         target = dest / "backpropbook" / rel
         target.parent.mkdir(parents=True, exist_ok=True)
-        if rel.as_posix() in ALLOWED:
-            target.write_text(path.read_text())
-        else:
-            module = "backpropbook." + ".".join(rel.with_suffix("").parts)
+        module = ".".join(("backpropbook", *rel.with_suffix("").parts)).removesuffix(".__init__")
+        if module in withheld:
             target.write_text(_stub(path, module))
-    # torch would answer a NumPy task for the student; the kit comes first on the sandbox's path.
-    (dest / "torch").mkdir(exist_ok=True)
-    (dest / "torch" / "__init__.py").write_text(TORCH_STUB)
+        else:
+            target.write_text(path.read_text())
+    if "torch" in withheld:  # the kit comes first on the sandbox's path
+        (dest / "torch").mkdir(exist_ok=True)
+        (dest / "torch" / "__init__.py").write_text(TORCH_STUB)
     for path in [dest, *dest.rglob("*")]:
         path.chmod(0o755 if path.is_dir() else 0o644)
     return dest

@@ -35,7 +35,7 @@ import numpy as np
 
 from backpropbook import conventions, gradcheck, layers, mlp
 from backpropbook.activations import ACTIVATIONS
-from backpropbook.grading.common import (HARD_CODED, blocked, call, close, distance,
+from backpropgrader.legacy.common import (HARD_CODED, blocked, call, close, distance,
                                          first_difference, loose_array, reference_message)
 
 __all__ = [

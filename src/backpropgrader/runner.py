@@ -4,7 +4,7 @@ It imports only the standard library, NumPy, IPython and the codec (copied next 
 the rest of backpropbook. Everything here is untrusted once student code has run: the grader
 treats its answers as plain data and checks nothing else about it.
 
-Usage (by :mod:`backpropbook.grader.sandbox`)::
+Usage (by :mod:`backpropgrader.sandbox`)::
 
     python runner.py --in-fd N --out-fd M [--functions MODULE:ATTR] [--seed DIR]
                      [--max-output BYTES] [--max-response BYTES]
@@ -40,7 +40,7 @@ import traceback
 import warnings
 
 try:  # imported as part of the package (tests), or as a script next to codec.py (sandbox)
-    from . import codec
+    from backpropbook import codec
 except ImportError:
     import codec
 

@@ -1,6 +1,6 @@
 """Grading one assembled notebook: student cells in the sandbox, tests in this (trusted) process.
 
-The student's cells run in a :class:`~backpropbook.grader.sandbox.Sandbox`. The test cells never
+The student's cells run in a :class:`~backpropgrader.sandbox.Sandbox`. The test cells never
 enter it: they run here, in a namespace made of the instructor's locked setup cells and of
 *proxies* for the names the student defines. A proxy sends its plain-data arguments into the
 sandbox, lets the student's function run there, and brings back plain data (arrays, numbers,
@@ -12,12 +12,15 @@ checks, which use this process's own numpy.
 import ast
 import builtins
 import hashlib
+import os
 import sys
 import traceback
 import warnings
 from dataclasses import dataclass, field
 
 import nbformat
+
+from backpropbook import selfcheck
 
 from . import sandbox as sb
 from .submission import is_answer, is_test, _nbgrader
@@ -222,12 +225,13 @@ def run_test(source, namespace, filename):
         return type(exc).__name__, text
 
 
-def grade(notebook, sandbox, seed, *, max_restarts=3):
+def grade(notebook, sandbox, seed, *, max_restarts=3, visible_dir=None):
     """Run ``notebook`` (an assembled one) and its tests. Returns ``(notebook, tests, problems)``.
 
     The notebook comes back with outputs: the student's cells with what they printed in the
     sandbox, each test cell with nothing (passed) or one error output carrying the check's
     message. ``tests`` maps each test cell's grade_id to ``None`` or its message.
+    ``visible_dir`` holds the trusted copy of the visible tests' data (the release folder).
     """
     session = Session(sandbox, max_restarts=max_restarts)
     setup = []
@@ -240,8 +244,17 @@ def grade(notebook, sandbox, seed, *, max_restarts=3):
             setup.append(cell.source)
 
     namespace = {"__name__": "__grader__"}
-    for source in setup:  # the instructor's locked cells (imports): trusted, run here too
-        exec(compile(_strip_magics(source), "<setup>", "exec"), namespace)
+    saved = os.environ.get(selfcheck.VISIBLE_DIR)
+    if visible_dir is not None:
+        os.environ[selfcheck.VISIBLE_DIR] = str(visible_dir)
+    try:
+        for source in setup:  # the instructor's locked cells (imports): trusted, run here too
+            exec(compile(_strip_magics(source), "<setup>", "exec"), namespace)
+    finally:
+        if saved is None:
+            os.environ.pop(selfcheck.VISIBLE_DIR, None)
+        else:
+            os.environ[selfcheck.VISIBLE_DIR] = saved
     namespace["GRADING_SEED"] = seed
     functions, values = defined_names(c.source for c in notebook.cells if is_answer(c) and c.cell_type == "code")
 

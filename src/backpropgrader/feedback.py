@@ -10,7 +10,7 @@ import re
 import shutil
 from pathlib import Path
 
-from ..sphinx_offline import MATHJAX_ES5
+from backpropbook.sphinx_offline import MATHJAX_ES5
 
 MATHJAX_FILE = "mathjax-tex-svg.js"  # SVG output: one self-contained file, no fonts to fetch
 _CDN_BLOCK = re.compile(r"<!-- Load mathjax -->.*?<!-- End of mathjax configuration -->", re.S)

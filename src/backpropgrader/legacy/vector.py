@@ -37,7 +37,7 @@ import sympy as sp
 
 from backpropbook import gradcheck
 from backpropbook.activations import ACTIVATIONS
-from backpropbook.grading.common import (HARD_CODED, blocked, call, close, distance, is_plain,
+from backpropgrader.legacy.common import (HARD_CODED, blocked, call, close, distance, is_plain,
                                          reference_message)
 
 __all__ = [

@@ -31,9 +31,9 @@ import numpy as np
 import sympy as sp
 
 from backpropbook import activations, gradcheck, scalar, symbolic
-from backpropbook.grading import functions
+from backpropbook import testfunctions as functions
 from backpropbook.activations import ACTIVATIONS
-from backpropbook.grading.common import (HARD_CODED, blocked, call, close, distance,
+from backpropgrader.legacy.common import (HARD_CODED, blocked, call, close, distance,
                                          first_difference, is_plain, loose_array,
                                          reference_message)
 

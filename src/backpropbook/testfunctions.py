@@ -6,7 +6,7 @@ side too: this module is copied into the sandbox, where the package's reference 
 withheld. So it imports NumPy and math only, never another ``backpropbook`` module.
 
 Their exact gradients (the oracles) are kept out of the sandbox, in
-:mod:`backpropbook.grading.scalar`, under the same names.
+the scalar assignment's task declarations (instructor side), under the same names.
 """
 
 import math

@@ -38,7 +38,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import codec
+from backpropbook import codec
 
 __all__ = [
     "Sandbox", "CellResult", "CellError", "check_available",
@@ -187,7 +187,7 @@ class Sandbox:
     """One sandboxed student process. Use as a context manager, or call :meth:`close`.
 
     ``submission_dir`` is copied (symlinks kept as links) to /home/student; ``kit_dir`` (see
-    :func:`backpropbook.grader.kit.build`) is the only code of ours the student can import; ``functions`` is
+    :func:`backpropgrader.kit.build`) is the only code of ours the student can import; ``functions`` is
     ``"module:ATTR"``, a name -> function mapping importable from the kit, used to resolve
     ``{"__function__": name}`` arguments in the sandbox (and, if importable here too, to send
     those functions by name). Limits: seconds per cell/call (``cell_timeout``) and per
@@ -228,8 +228,8 @@ class Sandbox:
             self._tmp = Path(tempfile.mkdtemp(prefix="bpgrader-"))
             runtime = self._tmp / "runtime"
             runtime.mkdir()
-            for name in ("runner.py", "codec.py"):
-                shutil.copyfile(HERE / name, runtime / name)
+            shutil.copyfile(HERE / "runner.py", runtime / "runner.py")
+            shutil.copyfile(codec.__file__, runtime / "codec.py")
             seed = self._tmp / "seed"
             if submission_dir is not None:
                 shutil.copytree(submission_dir, seed, symlinks=True)

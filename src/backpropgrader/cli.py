@@ -1,4 +1,4 @@
-"""The instructor's grading command: ``python -m backpropbook.grader grade <assignment>``.
+"""The instructor's grading command: ``python -m backpropgrader grade <assignment>``.
 
 Run it from the course root (the repository; ``--course`` for another folder). It grades every
 submission in ``submitted/<student>/<assignment>/`` in a sandbox, records the grades in nbgrader's
@@ -58,9 +58,24 @@ def export(args):
     return 0
 
 
+def visible(args):
+    """Write solutions/<a>/<a>.visible.json: what the release's visible tests compare with."""
+    from backpropbook import codec, testfunctions
+
+    from . import engine, tasks
+
+    course = grading.Course.from_config(args.course)
+    for name in args.assignment or tasks.NAMES:
+        data = engine.visible_data(tasks.assignment(name).tasks)
+        path = course.path(course.source, ".", name) / f"{name}.visible.json"
+        path.write_text(codec.encode(data, functions=testfunctions.FUNCTIONS) + "\n")
+        print(f"{path.relative_to(course.root)}: {len(data['tasks'])} tasks")
+    return 0
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(
-        prog="python -m backpropbook.grader",
+        prog="python -m backpropgrader",
         description="Grade untrusted nbgrader submissions in a sandbox, on top of nbgrader.")
     parser.add_argument("--course", default=".", type=Path,
                         help="the course root, holding nbgrader_config.py (default: .)")
@@ -86,6 +101,11 @@ def main(argv=None):
     e.add_argument("assignment")
     e.add_argument("--csv", default="grades.csv")
     e.set_defaults(run=export)
+
+    v = sub.add_parser("visible", help="write the visible tests' data next to each instructor "
+                       "notebook (make release runs it before nbgrader generate_assignment)")
+    v.add_argument("assignment", nargs="*", help="default: every assignment")
+    v.set_defaults(run=visible)
 
     args = parser.parse_args(argv)
     # nbgrader's gradebook runs the `alembic` script of this environment: find it on PATH.

@@ -28,11 +28,11 @@ from pathlib import Path
 import nbformat
 from traitlets import Unicode
 
-from . import evaluate, kit
+from . import evaluate, kit, tasks
 from . import sandbox as sb
 from .submission import SubmissionError, assemble, find_notebook, read_notebook
 
-FUNCTIONS = "backpropbook.grading.functions:FUNCTIONS"
+FUNCTIONS = "backpropbook.testfunctions:FUNCTIONS"
 STATUS_DIR = "grading_status"
 
 
@@ -130,7 +130,7 @@ def grade_student(course, assignment, student, staging, limits=Limits()):
         files = work / "files"
         shutil.copytree(folder, files, symlinks=True,
                         ignore=shutil.ignore_patterns("*.ipynb", ".ipynb_checkpoints"))
-        code = kit.build(work / "kit")
+        code = kit.build(work / "kit", tasks.assignment(assignment).withheld)
         for name in course.notebooks(assignment):
             path, note = find_notebook(folder, name)
             if note:
@@ -142,7 +142,9 @@ def grade_student(course, assignment, student, staging, limits=Limits()):
             with sb.Sandbox(files, code, functions=FUNCTIONS, cell_timeout=limits.cell_timeout,
                             total_time=limits.total_time, memory=limits.memory,
                             nproc=limits.nproc, cell_output=limits.cell_output) as box:
-                executed, tests, problems = evaluate.grade(built.notebook, box, seed)
+                executed, tests, problems = evaluate.grade(
+                    built.notebook, box, seed,
+                    visible_dir=course.path(course.release, ".", assignment))
             outcome.tests.update(tests)
             outcome.notes += problems
             for step, nb in (("submitted", built.notebook), ("executed", executed)):

@@ -1,0 +1,25 @@
+"""The assignments' task declarations, one module each; the hidden test cells call :func:`check`.
+
+A hidden block of a test cell reads::
+
+    from backpropgrader.tasks import check
+    check("scalar", "log_sigmoid", log_sigmoid, GRADING_SEED)
+"""
+
+import importlib
+
+from backpropgrader import engine
+
+NAMES = ("scalar", "vector", "matrix")
+
+
+def assignment(name):
+    """The :class:`~backpropgrader.engine.Assignment` declared in ``tasks/<name>.py``."""
+    if name not in NAMES:
+        raise KeyError(f"no assignment {name!r}: the assignments are {', '.join(NAMES)}")
+    return importlib.import_module(f"{__name__}.{name}").ASSIGNMENT
+
+
+def check(assignment_name, task_name, fn, seed=0):
+    """The hidden test of one task: None, or an AssertionError naming the mistake."""
+    engine.check(assignment(assignment_name).task(task_name), fn, seed)
