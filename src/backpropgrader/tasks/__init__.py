@@ -20,6 +20,11 @@ def assignment(name):
     return importlib.import_module(f"{__name__}.{name}").ASSIGNMENT
 
 
+def withheld(name):
+    """The modules the sandbox withholds for assignment ``name`` (none if it declares no task)."""
+    return assignment(name).withheld if name in NAMES else []
+
+
 def check(assignment_name, task_name, fn, seed=0):
     """The hidden test of one task: None, or an AssertionError naming the mistake."""
     engine.check(assignment(assignment_name).task(task_name), fn, seed)
