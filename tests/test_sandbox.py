@@ -16,6 +16,8 @@ import numpy as np
 import pytest
 import sympy as sp
 
+from backpropbook import codec
+from backpropbook.scalar import chain_gradient
 from backpropgrader import (
     FunctionRef,
     OutputLimit,
@@ -28,7 +30,8 @@ from backpropgrader import (
     Unsupported,
     check_available,
 )
-from backpropgrader import codec, kit as kit_module, sandbox as sandbox_module
+from backpropgrader import kit as kit_module
+from backpropgrader import sandbox as sandbox_module
 
 pytestmark = pytest.mark.grading
 REPO = Path(__file__).resolve().parents[1]
@@ -80,16 +83,21 @@ def test_environment_inside(sb, monkeypatch):
     assert env["HOME"] == "/home/student" and env["MPLBACKEND"] == "Agg"
     assert env["OMP_NUM_THREADS"] == "1" and env["PYTHONDONTWRITEBYTECODE"] == "1"
     assert env["MPLCONFIGDIR"].startswith("/tmp/") and env["IPYTHONDIR"].startswith("/tmp/")
-    assert ok(sb, "import os; print(os.getcwd(), os.getuid())").split() == ["/home/student", str(sb.uid)]
+    where = ok(sb, "import os; print(os.getcwd(), os.getuid())").split()
+    assert where == ["/home/student", str(sb.uid)]
 
 
 def test_course_files_are_invisible(sb):
-    paths = [REPO, REPO / "solutions", REPO / "src", REPO / "gradebook.db", REPO / "src/backpropbook/scalar.py",
+    paths = [REPO, REPO / "solutions", REPO / "src", REPO / "gradebook.db",
+             REPO / "src/backpropbook/scalar.py",
              Path("/work/main/solutions"), Path("/work/main/src"), Path("/work/main/gradebook.db"),
              Path("/work"), Path("/root/.ssh"), Path("/farm"), Path("/mnt")]
-    seen = json.loads(ok(sb, f"import os, json; print(json.dumps([os.path.lexists(p) for p in {[str(p) for p in paths]!r}]))"))
+    names = [str(p) for p in paths]
+    seen = json.loads(ok(sb, f"import os, json\n"
+                             f"print(json.dumps([os.path.lexists(p) for p in {names!r}]))"))
     assert not any(seen), [str(p) for p, s in zip(paths, seen) if s]
-    assert ok(sb, "import os; print(sorted(os.listdir('/opt')))").strip() == "['grader', 'kit', 'submission', 'venv']"
+    listing = ok(sb, "import os; print(sorted(os.listdir('/opt')))").strip()
+    assert listing == "['grader', 'kit', 'submission', 'venv']"
 
 
 def test_writes_outside_home_and_tmp_fail(sb):
@@ -111,10 +119,13 @@ print(bad)
 
 
 def test_tmp_is_private_to_each_sandbox(sb, kit):
-    ok(sb, "open('/tmp/marker', 'w').write('first')\nopen('/home/student/marker', 'w').write('first')")
+    ok(sb, "open('/tmp/marker', 'w').write('first')\n"
+           "open('/home/student/marker', 'w').write('first')")
     with Sandbox(kit_dir=kit) as other:
         assert other.uid != sb.uid
-        assert ok(other, "import os; print(os.path.exists('/tmp/marker'), os.path.exists('/home/student/marker'))").strip() == "False False"
+        seen = ok(other, "import os\nprint(os.path.exists('/tmp/marker'),"
+                         " os.path.exists('/home/student/marker'))")
+        assert seen.strip() == "False False"
     sb.restart()
     assert ok(sb, "import os; print(os.path.exists('/tmp/marker'))").strip() == "False"
 
@@ -126,7 +137,8 @@ def test_submission_is_copied_in(kit, tmp_path):
     (tmp_path / "link").symlink_to("/etc/hostname")
     os.chmod(tmp_path, 0o700)
     with Sandbox(tmp_path, kit) as box:
-        assert ok(box, "import os\nprint(open('data.txt').read(), sorted(os.listdir('.')))").strip() == "42 ['data.txt', 'link', 'sub']"
+        seen = ok(box, "import os\nprint(open('data.txt').read(), sorted(os.listdir('.')))")
+        assert seen.strip() == "42 ['data.txt', 'link', 'sub']"
         ok(box, "open('data.txt', 'w').write('changed')")
     assert (tmp_path / "data.txt").read_text() == "42"  # the sandbox only ever had a copy
 
@@ -157,18 +169,52 @@ print(json.dumps(codes))
 
 
 def test_only_the_kit_is_importable(sb):
-    assert ok(sb, "import backpropbook.activations as a\nprint(float(a.sigmoid(0.0)))").strip() == "0.5"
-    # The reference code imports (a student's import line still runs) but is withheld ...
-    res = sb.run_cell("from backpropbook.scalar import chain_backward\nchain_backward([1.0], [0.0], [1.0, 0.5], 0.0)")
-    assert res.error is not None and res.error.ename == "RuntimeError"
-    assert "reference implementation" in res.error.evalue and "write the computation yourself" in res.error.evalue
-    # ... and its source is nowhere to be read.
-    out = ok(sb, "import inspect, backpropbook.scalar as s\nprint(inspect.getsource(s))")
-    assert "delta" not in out and "g_prime" not in out
-    res = sb.run_cell("import backpropgrader")
-    assert res.error is not None and res.error.ename == "ModuleNotFoundError"
-    res = sb.run_cell("import torch")  # it would answer a NumPy task for the student
-    assert res.error is not None and res.error.ename == "ImportError" and "NumPy" in res.error.evalue
+    # The student package is the kit's copy, whole when nothing is withheld ...
+    where = ok(sb, "import backpropbook, backpropbook.scalar as s\n"
+                   "print(backpropbook.__file__, s.__file__)")
+    assert where.split() == ["/opt/kit/backpropbook/__init__.py", "/opt/kit/backpropbook/scalar.py"]
+    assert ok(sb, "import backpropbook.activations as a\nprint(float(a.sigmoid(0.0)))") == "0.5\n"
+    out = ok(sb, "from backpropbook.scalar import chain_gradient\n"
+                 "print(chain_gradient(1.0, [0.5, -2.0], 1.0).tolist())")
+    assert json.loads(out) == chain_gradient(1.0, [0.5, -2.0], 1.0).tolist()
+    # ... and the instructor side (grader, engine, task declarations) is not there at all.
+    for module in ["backpropgrader", "backpropgrader.tasks", "backpropgrader.engine"]:
+        res = sb.run_cell(f"import {module}")
+        assert res.error is not None and res.error.ename == "ModuleNotFoundError", module
+
+
+@pytest.fixture(scope="module")
+def withheld_kit(tmp_path_factory):
+    return kit_module.build(tmp_path_factory.mktemp("withheld"), ["backpropbook.scalar", "torch"])
+
+
+def test_withheld_modules_are_stubs(withheld_kit):
+    assert (withheld_kit / "backpropbook" / "scalar.py").read_text() != (
+        Path(kit_module.PACKAGE) / "scalar.py").read_text()
+    assert (withheld_kit / "backpropbook" / "activations.py").read_text() == (
+        Path(kit_module.PACKAGE) / "activations.py").read_text()
+    with Sandbox(kit_dir=withheld_kit, cell_timeout=20) as box:
+        # A student's import line still runs, but using the reference code says why it fails ...
+        res = box.run_cell("from backpropbook.scalar import chain_backward\n"
+                           "chain_backward([1.0], [0.0], [1.0, 0.5], 0.0)")
+        assert res.error is not None and res.error.ename == "RuntimeError"
+        assert res.error.evalue == ("backpropbook.scalar.chain_backward is the book's reference "
+                                    "implementation and is not available while grading: write "
+                                    "the computation yourself")
+        # ... its source is nowhere to be read ...
+        out = ok(box, "import inspect, backpropbook.scalar as s\nprint(inspect.getsource(s))")
+        assert "delta" not in out and "get_activation" not in out
+        # ... a module that is not withheld works as in the book ...
+        out = ok(box, "from backpropbook.activations import sigmoid\nprint(float(sigmoid(0.0)))")
+        assert out == "0.5\n"
+        # ... and torch, withheld too, fails on import, saying why.
+        res = box.run_cell("import torch")
+        assert res.error is not None and res.error.ename == "ImportError"
+        assert "NumPy" in res.error.evalue
+
+
+def test_torch_is_there_unless_withheld(sb):
+    assert ok(sb, "import torch\nprint(torch.tensor([2.0]).item())") == "2.0\n"
 
 
 def test_fork_bomb_is_contained_and_cleaned_up(kit):
@@ -194,7 +240,8 @@ print(n, err)
         assert int(n) < 24 and int(err) == errno.EAGAIN
         assert 0 < len(sandbox_module._uid_processes(uid)) <= 24
         with pytest.raises(StudentTimeout):
-            box.run_cell("import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass", timeout=1.5)
+            box.run_cell("import os\nwhile True:\n    try:\n        os.fork()\n"
+                         "    except OSError:\n        pass", timeout=1.5)
     finally:
         box.close()
     assert sandbox_module._uid_processes(uid) == []
@@ -246,8 +293,10 @@ def test_exit_code_and_signal_are_reported(sb):
 def test_huge_output_is_truncated(kit):
     with Sandbox(kit_dir=kit, cell_output=1000, total_output=5000, raw_output=4096) as box:
         res = box.run_cell("print('x' * 10_000_000)")
-        assert res.truncated and len(res.stdout) < 1100 and res.stdout.endswith("[output truncated]\n")
-        res = box.run_cell("import os\nfor _ in range(200):\n    os.write(1, b'y' * 500_000)\nprint('done')")
+        assert res.truncated and len(res.stdout) < 1100
+        assert res.stdout.endswith("[output truncated]\n")
+        res = box.run_cell("import os\nfor _ in range(200):\n    os.write(1, b'y' * 500_000)\n"
+                           "print('done')")
         assert res.ok and res.stdout == "done\n"
         assert 0 < len(box.raw_output()) <= 2 * 4096
         for _ in range(6):
@@ -274,9 +323,11 @@ def forward(x, w):
     back_args, back_kwargs = sb.call("echo", args, {"kw": np.eye(2)})
     assert isinstance(back_args, tuple) and len(back_args) == len(args)
     for a, b in zip(args[:4], back_args[:4]):
-        assert type(b) is np.ndarray and b.dtype == a.dtype and b.shape == a.shape and np.array_equal(a, b)
+        assert type(b) is np.ndarray and b.dtype == a.dtype and b.shape == a.shape
+        assert np.array_equal(a, b)
     assert type(back_args[4]) is np.float32 and back_args[4] == np.float32(1.5)
-    assert back_args[5] == (1, "two", [3.0, None]) and back_args[6] == {"nested": {"k": (math.inf, -0.0)}}
+    assert back_args[5] == (1, "two", [3.0, None])
+    assert back_args[6] == {"nested": {"k": (math.inf, -0.0)}}
     assert math.isnan(back_args[7]) and back_args[8] == 10 ** 30 and back_args[9] == "naïve ✓"
     assert np.array_equal(back_kwargs["kw"], np.eye(2))
     expr = sb.call("sigmoid_expr")
@@ -344,7 +395,8 @@ def wrong():
 
 def test_sabotaging_the_runner_only_breaks_the_sandbox(sb):
     with pytest.raises((SandboxDied, ProtocolError)):  # never a value the grader could accept
-        sb.run_cell("import builtins\nbuiltins.isinstance = lambda *a: True\ndef answer():\n    return 42")
+        sb.run_cell("import builtins\nbuiltins.isinstance = lambda *a: True\n"
+                    "def answer():\n    return 42")
         sb.call("answer")
 
 
@@ -408,13 +460,16 @@ def test_codec_never_unpickles(monkeypatch):
     monkeypatch.setattr(np, "load", boom)
     value = {"a": np.arange(4.0), "b": (np.int64(3), 1.5), "c": sp.Symbol("x") ** 2}
     back = codec.decode(codec.encode(value))
-    assert np.array_equal(back["a"], value["a"]) and back["b"] == (3, 1.5) and back["c"] == value["c"]
+    assert np.array_equal(back["a"], value["a"])
+    assert back["b"] == (3, 1.5) and back["c"] == value["c"]
     assert back["a"].flags.writeable and back["a"].flags.owndata
-    assert codec.to_plain(np.array([object()], dtype=object)) == {"__unsupported__": "numpy.ndarray of dtype object"}
+    assert codec.to_plain(np.array([object()], dtype=object)) == {
+        "__unsupported__": "numpy.ndarray of dtype object"}
     pickled = pickle.dumps(np.arange(3))
     import base64
-    for bad in [{"__ndarray__": {"dtype": "object", "shape": [1], "data": base64.b64encode(pickled).decode()}},
-                {"__ndarray__": {"dtype": "float64", "shape": [3], "data": base64.b64encode(pickled).decode()}},
+    data = base64.b64encode(pickled).decode()
+    for bad in [{"__ndarray__": {"dtype": "object", "shape": [1], "data": data}},
+                {"__ndarray__": {"dtype": "float64", "shape": [3], "data": data}},
                 {"__ndarray__": {"dtype": "float64", "shape": [-1], "data": ""}},
                 {"__npscalar__": {"dtype": "O", "data": ""}},
                 {"__tuple__": [], "extra": 1},

@@ -4,10 +4,16 @@ Run it from the course root (the repository; ``--course`` for another folder). I
 submission in ``submitted/<student>/<assignment>/`` in a sandbox, records the grades in nbgrader's
 gradebook, writes feedback to ``feedback/`` and exports ``grades.csv``. The exit status is 0 only
 when every submission was graded cleanly; otherwise one line per submission says why not.
+
+One grading or export command works on a course at a time: another one waits for it (one line
+says so), or with ``--no-wait`` refuses with exit status 2. SIGINT or SIGTERM stops the command
+between two students' records (one line, exit status 128 + the signal). A kill may stop it
+anywhere: running the command again grades everyone afresh.
 """
 
 import argparse
 import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -28,6 +34,12 @@ def _bar(done, total, outcome, width=30, stream=sys.stderr):
 
 def grade(args):
     course = grading.Course.from_config(args.course)
+    course.notebooks(args.assignment)  # a wrong name fails at once, not after the wait
+    with grading.hold(course, wait=not args.no_wait):
+        return _grade(course, args)
+
+
+def _grade(course, args):
     limits = grading.Limits(cell_timeout=args.cell_timeout, total_time=args.total_time,
                             memory=args.memory * 2**20)
     start = time.perf_counter()
@@ -35,10 +47,16 @@ def grade(args):
         course, args.assignment, jobs=args.jobs, students=args.student or None, limits=limits,
         progress=None if args.quiet else _bar)
     seconds = time.perf_counter() - start
+    no_feedback = []
     if not args.no_feedback:
         for outcome in outcomes:
             if outcome.status == "graded":
-                feedback.generate(course, args.assignment, outcome.student)
+                with grading.uninterrupted():  # nbgrader would take an interruption for a failure
+                    try:
+                        feedback.generate(course, args.assignment, outcome.student)
+                    except feedback.FeedbackError as exc:
+                        no_feedback.append(str(exc))
+                grading.checkpoint("feedback")
     grading.export(course, args.assignment, course.root / args.csv)
 
     clean = [o for o in outcomes if o.ok]
@@ -48,12 +66,15 @@ def grade(args):
     for outcome in outcomes:
         if not outcome.ok:
             print(f"  {outcome.student}: {outcome.summary()}")
-    return 0 if len(clean) == len(outcomes) else 1
+    for line in no_feedback:
+        print(f"  {line}")
+    return 0 if len(clean) == len(outcomes) and not no_feedback else 1
 
 
 def export(args):
     course = grading.Course.from_config(args.course)
-    rows = grading.export(course, args.assignment, course.root / args.csv)
+    with grading.hold(course, wait=not args.no_wait):
+        rows = grading.export(course, args.assignment, course.root / args.csv)
     print(f"{len(rows)} rows written to {args.csv}")
     return 0
 
@@ -102,6 +123,11 @@ def main(argv=None):
     e.add_argument("--csv", default="grades.csv")
     e.set_defaults(run=export)
 
+    for command in (g, e):
+        command.add_argument("--no-wait", action="store_true",
+                             help="if another grading command is working on the course, stop "
+                             "at once (exit status 2) instead of waiting for it")
+
     v = sub.add_parser("visible", help="write the visible tests' data next to each instructor "
                        "notebook (make release runs it before nbgrader generate_assignment)")
     v.add_argument("assignment", nargs="*", help="default: every assignment")
@@ -112,11 +138,20 @@ def main(argv=None):
     bindir = str(Path(sys.executable).parent)
     if bindir not in os.environ.get("PATH", "").split(os.pathsep):
         os.environ["PATH"] = bindir + os.pathsep + os.environ.get("PATH", "")
+    if args.run in (grade, export):
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, grading.on_signal)
     try:
         return args.run(args)
-    except (SubmissionError, SandboxUnavailable) as exc:
+    except (SubmissionError, SandboxUnavailable, grading.CourseBusy) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except grading.Interrupted as exc:
+        if sys.stderr.isatty():
+            print(file=sys.stderr)  # off the progress bar's line
+        print(f"stopped by {exc}: the grades recorded so far are kept; run the same command "
+              "again to grade everyone", file=sys.stderr)
+        return 128 + exc.signum
 
 
 if __name__ == "__main__":
