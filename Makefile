@@ -6,15 +6,17 @@ STAMP  := $(VENV)/.installed
 # Strict: a warning, a broken reference or a failing cell fails the build.
 JB_FLAGS := -W -n --keep-going
 
-.PHONY: venv book test release grade bench bench-grading debian-deps clean help
+.PHONY: venv student lab book test release grade bench bench-grading debian-deps clean help
 
 help:
 	@echo "make book     build the executed book into _build/html"
+	@echo "make student  the light student install in .venv-student (no torch, no grader)"
+	@echo "make lab A=<assignment>  open exercises/<assignment>/<assignment>.ipynb in JupyterLab"
 	@echo "make test     run the whole test suite (builds the book from clean in a temp folder)"
 	@echo "make release  regenerate exercises/ from solutions/ with nbgrader"
 	@echo "make grade A=<assignment>  grade submitted/*/<assignment> in a sandbox, write feedback and grades.csv"
 	@echo "make bench    time one MLP training step: the package's NumPy code against torch.autograd"
-	@echo "make clean    remove _build and the venv"
+	@echo "make clean    remove _build and the venvs"
 
 venv: $(STAMP)
 $(STAMP): requirements.txt pyproject.toml
@@ -25,6 +27,27 @@ $(STAMP): requirements.txt pyproject.toml
 	@# it is put on the venv's path here, so that it never reaches a student's install.
 	$(BIN)/python -c "import site, pathlib; pathlib.Path(site.getsitepackages()[0], 'backpropgrader.pth').write_text('$(CURDIR)/src\\n')"
 	@touch $@
+
+# The student side only: numpy, sympy, matplotlib, JupyterLab and a copy of the package
+# (`--no-deps`, not editable); nothing of the instructor's side.
+STUDENT_VENV  := .venv-student
+STUDENT_STAMP := $(STUDENT_VENV)/.installed
+student: $(STUDENT_STAMP)
+$(STUDENT_STAMP): requirements-student.txt pyproject.toml $(shell find src/backpropbook -name '*.py')
+	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found; install Python 3.11 or pass PYTHON=..."; exit 1; }
+	$(PYTHON) -m venv $(STUDENT_VENV)
+	$(STUDENT_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-student.txt
+	@# pip builds in ./build: a stale copy there could slip a deleted module into the wheel.
+	rm -rf build
+	$(STUDENT_VENV)/bin/python -m pip install --quiet --disable-pip-version-check --no-deps .
+	rm -rf build
+	@touch $@
+	@echo "set up: open an assignment with  make lab A=scalar"
+
+lab:
+	@test -f "exercises/$(A)/$(A).ipynb" || { echo "usage: make lab A=<assignment>, one of: $$(ls exercises | tr '\n' ' ')"; exit 2; }
+	@$(MAKE) --no-print-directory student
+	$(STUDENT_VENV)/bin/jupyter lab "exercises/$(A)/$(A).ipynb"
 
 book: $(STAMP)
 	$(BIN)/jupyter-book build . $(JB_FLAGS)
@@ -63,7 +86,8 @@ debian-deps:
 	fi
 
 test: $(STAMP) debian-deps
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -n 2 --dist loadgroup
 
 clean:
-	rm -rf _build $(VENV)
+	rm -rf _build $(VENV) $(STUDENT_VENV)

@@ -23,12 +23,18 @@ import nbformat
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 
-from nbgrader_course import (build_course, cells_by_grade_id, make_submission, read,  # noqa: E402
-                             solution_ids, strip_solution_markers)
+from nbgrader_course import (  # noqa: E402 -- importable only once tests/ is on the path
+    build_course,
+    cells_by_grade_id,
+    make_submission,
+    read,
+    solution_ids,
+    strip_solution_markers,
+)
 
-MISTAKES = {  # answer cell -> a typical wrong answer
-    "sigmoid": "def sigmoid(z):\n    return 1 / (1 + np.exp(-np.asarray(z, dtype=float)))\n",
-    "sigmoid_prime": "def sigmoid_prime(z):\n    s = sigmoid(z)\n    return s * (s - 1)\n",
+MISTAKES = {  # answer cell -> a typical wrong answer (of the scalar assignment)
+    "log_sigmoid": "def log_sigmoid(z):\n    return -np.log(1 + np.exp(-np.asarray(z, float)))\n",
+    "log_sigmoid_prime": "def log_sigmoid_prime(z):\n    return 1 - ACTIVATIONS['sigmoid'].g(z)\n",
 }
 
 
@@ -37,7 +43,8 @@ def make_course(root, assignment, n):
     shutil.copytree(REPO / "exercises" / assignment, root / "exercises" / assignment)
     source = read(REPO / "solutions" / assignment / f"{assignment}.ipynb")
     release = read(REPO / "exercises" / assignment / f"{assignment}.ipynb")
-    answers = {g: strip_solution_markers(cells_by_grade_id(source)[g].source) for g in solution_ids(source)}
+    answers = {g: strip_solution_markers(cells_by_grade_id(source)[g].source)
+               for g in solution_ids(source)}
     honest = []
     for i in range(n):
         student = f"student{i:03d}"
@@ -50,6 +57,8 @@ def make_course(root, assignment, n):
         folder = root / "submitted" / student / assignment
         folder.mkdir(parents=True)
         nbformat.write(make_submission(release, mine), str(folder / f"{assignment}.ipynb"))
+        for data in (REPO / "exercises" / assignment).glob("*.visible.json"):  # handed in too
+            shutil.copy(data, folder)
     return root, honest
 
 
@@ -61,7 +70,8 @@ def scores(root, assignment):
 
 
 def run(cmd, cwd):
-    env = dict(os.environ, PATH=os.pathsep.join([str(Path(sys.executable).parent), os.environ["PATH"]]))
+    bindir = str(Path(sys.executable).parent)
+    env = dict(os.environ, PATH=os.pathsep.join([bindir, os.environ["PATH"]]))
     start = time.perf_counter()
     result = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, env=env)
     return time.perf_counter() - start, result
@@ -80,10 +90,11 @@ def main():
         t_ours, r_ours = run([sys.executable, "-m", "backpropgrader", "grade", a,
                               "--jobs", str(args.jobs), "--quiet", "--no-feedback"], ours)
         # as an instructor would: the assignment in the gradebook (untimed), then autograde
-        prep = run([sys.executable, "-m", "nbgrader", "generate_assignment", a, "--force"], plain)[1]
+        nbgrader = [sys.executable, "-m", "nbgrader"]
+        prep = run([*nbgrader, "generate_assignment", a, "--force"], plain)[1]
         if prep.returncode:
             sys.exit(f"nbgrader generate_assignment failed:\n{prep.stderr[-2000:]}")
-        t_plain, r_plain = run([sys.executable, "-m", "nbgrader", "autograde", a, "--create"], plain)
+        t_plain, r_plain = run([*nbgrader, "autograde", a, "--create"], plain)
         if r_plain.returncode:
             print(f"nbgrader autograde exited {r_plain.returncode}:\n{r_plain.stderr[-2000:]}")
         s_ours, s_plain = scores(ours, a), scores(plain, a)

@@ -1,4 +1,5 @@
-"""Benchmark: one forward + backward step of an MLP, the package's NumPy code against torch.autograd.
+"""Benchmark: one forward + backward step of an MLP, the package's NumPy code against \
+torch.autograd.
 
 The network: sizes [1024, 1024, 1024, 1024] (three layers), tanh hidden layers, an identity
 output layer and the mean squared error, on a batch of 512 columns; the NumPy side is exactly
@@ -57,7 +58,8 @@ def blas_threads():
 
 def openblas_core():
     """The CPU kernel set OpenBLAS chose (e.g. Haswell, SkylakeX), or '?' if it cannot be asked."""
-    for path in glob.glob(os.path.join(os.path.dirname(np.__path__[0]), "numpy.libs", "*openblas*")):
+    for path in glob.glob(os.path.join(os.path.dirname(np.__path__[0]), "numpy.libs",
+                                       "*openblas*")):
         lib = ctypes.CDLL(path)
         for name in ("scipy_openblas_get_corename64_", "openblas_get_corename"):
             if hasattr(lib, name):
@@ -124,7 +126,8 @@ def run_case(dtype, sizes, N, repeats):
         out, cache = mlp_forward(params, X, ACTIVATIONS)
         return mlp_backward(params, cache, Y, ACTIVATIONS)
 
-    params_t = [(torch.from_numpy(W.copy()).requires_grad_(), torch.from_numpy(b.copy()).requires_grad_())
+    params_t = [(torch.from_numpy(W.copy()).requires_grad_(),
+                 torch.from_numpy(b.copy()).requires_grad_())
                 for W, b in params]
     X_t, Y_t = torch.from_numpy(X), torch.from_numpy(Y)
 
@@ -168,9 +171,11 @@ def main():
     sizes = [args.width] * 4
     print(f"MLP {sizes}, batch {args.batch}, activations {ACTIVATIONS}, MSE; "
           f"median of {args.repeats} after warm-up")
-    print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs; numpy {np.__version__} "
-          f"(OpenBLAS core {openblas_core()}, OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', 'unset')}), "
-          f"torch {torch.__version__}; threads: {threads} ({source}), torch {torch.get_num_threads()}")
+    print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs; "
+          f"numpy {np.__version__} (OpenBLAS core {openblas_core()}, "
+          f"OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', 'unset')}), "
+          f"torch {torch.__version__}; threads: {threads} ({source}), "
+          f"torch {torch.get_num_threads()}")
     for dtype in (np.float32, np.float64):
         run_case(dtype, sizes, args.batch, args.repeats)
 

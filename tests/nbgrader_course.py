@@ -8,7 +8,6 @@ nbgrader ``grade_id``, the way a student fills them in.
 
 import copy
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -204,15 +203,6 @@ def assert_release_gives_nothing_away(source_nb, release_path):
     for cell in release_nb.cells:
         if cell.cell_type == "code":
             assert cell.outputs == [] and cell.execution_count is None
-
-
-HIDDEN_SEED = re.compile(r"seed=\(GRADING_SEED, (\d+)\)")
-
-
-def hidden_seed(source_nb, test_id, grading_seed=0):
-    """The seed the test cell's hidden check gets when GRADING_SEED is ``grading_seed``."""
-    hidden = cells_by_grade_id(source_nb)[test_id].source.split("### BEGIN HIDDEN TESTS")[1]
-    return (grading_seed, int(HIDDEN_SEED.search(hidden).group(1)))
 
 
 def code(text):

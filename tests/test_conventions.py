@@ -89,7 +89,8 @@ def test_slides_layout(c):
     # ... and the book's, after the stated conversion
     ours = linear_backward(c.G, c.A_prev, c.W)
     assert_same(cv.weights_from_slides(W_s), c.W, "W from slides")
-    assert_same(cv.linear_forward_slides(W_s, c.A_prev, c.b), linear_forward(c.W, c.A_prev, c.b), "Z")
+    assert_same(cv.linear_forward_slides(W_s, c.A_prev, c.b), linear_forward(c.W, c.A_prev, c.b),
+                "Z")
     assert_same(cv.weights_from_slides(got[0]), ours[0], "dW from slides")
     assert_same(got[1], ours[1], "db")
     assert_same(got[2], ours[2], "dA_prev")
@@ -161,12 +162,14 @@ def test_mean_loss_carries_one_over_N(c):
     dW, db, _ = linear_backward(mse_backward(A, Y), c.A_prev, c.W)
     assert_same(dW, dW_t, "dW of the mean loss")
     assert_same(db, db_t, "db of the mean loss")
-    assert abs(mse_loss(A, Y) - 0.5 * np.sum((A - Y) ** 2) / A.shape[1]) <= 1e-12 * (1 + mse_loss(A, Y))
+    assert (abs(mse_loss(A, Y) - 0.5 * np.sum((A - Y) ** 2) / A.shape[1])
+            <= 1e-12 * (1 + mse_loss(A, Y)))
 
 
 # --- Negative controls: the checks above reject the classic mistakes -----------------------------
 
-FIXED = Case(*(np.random.default_rng(0).standard_normal(s) for s in [(3, 4), (3, 1), (4, 5), (3, 5)]))
+FIXED = Case(*(np.random.default_rng(0).standard_normal(s)
+               for s in [(3, 4), (3, 1), (4, 5), (3, 5)]))
 
 
 def test_control_slides_gradient_used_as_ours():

@@ -17,9 +17,21 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from nbgrader_course import (REPO, autograded_ids, build_course, cells_by_grade_id,
-                             make_submission, nbgrader_meta, output_text, read, run_grader,
-                             scores, solution_ids, strip_solution_markers)
+from backpropgrader.tasks.scalar import LOG_SIGMOID as LOG_SIGMOID_TASK
+from nbgrader_course import (
+    REPO,
+    autograded_ids,
+    build_course,
+    cells_by_grade_id,
+    make_submission,
+    nbgrader_meta,
+    output_text,
+    read,
+    run_grader,
+    scores,
+    solution_ids,
+    strip_solution_markers,
+)
 
 pytestmark = [pytest.mark.grading, pytest.mark.scalar, pytest.mark.xdist_group("grader_course")]
 
@@ -31,7 +43,10 @@ ANSWERS = {gid: strip_solution_markers(cells_by_grade_id(SOURCE)[gid].source)
 TESTS = autograded_ids(SOURCE)  # {grade_id: points}
 FULL = float(sum(TESTS.values()))
 
-WRONG_SIGMOID = "def sigmoid(z):\n    return np.zeros_like(np.asarray(z, dtype=float))\n"
+WRONG_LOG_SIGMOID = "def log_sigmoid(z):\n    return np.zeros_like(np.asarray(z, dtype=float))\n"
+# The right answer of the visible test, hard-coded (log_sigmoid at -1000, -1, 0, 1 and 40).
+VISIBLE_LOG_SIGMOID = repr(LOG_SIGMOID_TASK.answer_of(LOG_SIGMOID_TASK.oracle,
+                                                     LOG_SIGMOID_TASK.visible[0])[0].tolist())
 
 
 def honest(**changes):
@@ -39,7 +54,7 @@ def honest(**changes):
     return {**ANSWERS, **changes}
 
 
-def with_extra_cell(nb, source, after="sigmoid"):
+def with_extra_cell(nb, source, after="log_sigmoid"):
     """Insert a code cell the student added, after the answer cell ``after``."""
     nb = nbformat.from_dict(json.loads(json.dumps(nb)))
     index = next(i for i, c in enumerate(nb.cells) if nbgrader_meta(c).get("grade_id") == after)
@@ -53,6 +68,12 @@ def filled(answers=None):
     return make_submission(RELEASE, answers if answers is not None else honest())
 
 
+def wrong_log_sigmoid(extra_cell=None):
+    """A submission whose log_sigmoid is wrong, with an extra cell of the student's if given."""
+    nb = filled(honest(log_sigmoid=WRONG_LOG_SIGMOID))
+    return with_extra_cell(nb, extra_cell) if extra_cell else nb
+
+
 # --- what each test cell should end with: "all" full marks, or the cells that lose ---------
 def lose(*cells):
     return {gid: (0.0 if gid in cells else float(points)) for gid, points in TESTS.items()}
@@ -60,7 +81,7 @@ def lose(*cells):
 
 ALL = lose()
 NONE = lose(*TESTS)
-SIGMOID = lose("test_sigmoid", "test_sigmoid_prime")  # sigmoid_prime uses the student's sigmoid
+LOG_SIGMOID = lose("test_log_sigmoid")
 
 
 def _builders(course):
@@ -102,28 +123,34 @@ class Yes(float):
     def __eq__(self, other): return True
     def __ne__(self, other): return False
     __hash__ = float.__hash__
-def sigmoid(z):
+def log_sigmoid(z):
     return Yes(0.0)
 """
     liar = """
 class Liar(np.ndarray):
     def __eq__(self, other): return np.ones(np.shape(self), bool)
     def __array_ufunc__(self, *args, **kwargs): return True
-def sigmoid(z):
+def log_sigmoid(z):
     return np.zeros(np.shape(z)).view(Liar)
 """
+    noisy_answer = ANSWERS["log_sigmoid"] + (
+        "\n_stable = log_sigmoid\n\ndef log_sigmoid(z):\n    import sys, warnings\n"
+        "    warnings.warn('my log_sigmoid was called')  # a harmless warning in the answer\n"
+        "    print('debug', file=sys.stderr)\n    return _stable(z)\n")
+    noisy_cell = ("import sys, warnings\nprint('a note on stderr', file=sys.stderr)\n"
+                  "warnings.warn('a harmless warning')\n"
+                  "np.exp(1000.0)  # an overflow warning, at top level")
+    hard_coded = ("def log_sigmoid(z):\n    if np.ndim(z) == 0:\n"
+                  "        return np.float64(-0.6931471805599453)\n"
+                  f"    return np.array({VISIBLE_LOG_SIGMOID})\n")
     builds = {
         # honest work, in several shapes
         "honest": (lambda s: nb(s, filled()), ALL, "clean"),
-        "honest-noisy": (lambda s: nb(s, with_extra_cell(filled(honest(sigmoid=ANSWERS["sigmoid"] + (
-            "\n_stable = sigmoid\n\ndef sigmoid(z):\n    import sys, warnings\n"
-            "    warnings.warn('my sigmoid was called')  # a harmless warning inside the answer\n"
-            "    print('debug', file=sys.stderr)\n    return _stable(z)\n"))), (
-            "import sys, warnings\nprint('a note on stderr', file=sys.stderr)\n"
-            "warnings.warn('a harmless warning')\nnp.exp(1000.0)  # an overflow warning, at top level"))),
-            ALL, "clean"),
+        "honest-noisy": (lambda s: nb(s, with_extra_cell(
+            filled(honest(log_sigmoid=noisy_answer)), noisy_cell)), ALL, "clean"),
         "untouched-release": (lambda s: nb(s, RELEASE), NONE, "clean"),
-        "wrong-name": (lambda s: nb(s, filled(), name=f"{A} (1).ipynb"), ALL, "note:should be named"),
+        "wrong-name": (lambda s: nb(s, filled(), name=f"{A} (1).ipynb"), ALL,
+                       "note:should be named"),
         # reaching for what it must not see
         "peek-files": (lambda s: nb(s, with_extra_cell(filled(), peek)), ALL, "clean"),
         "write-gradebook": (lambda s: nb(s, with_extra_cell(filled(), write_db)), ALL, "clean"),
@@ -132,38 +159,38 @@ def sigmoid(z):
             "    print('CONNECTED')\nexcept OSError as exc:\n    print('no network', exc.errno)"))),
             ALL, "clean"),
         # tampering with its own process
-        "patch-numpy": (lambda s: nb(s, with_extra_cell(filled(honest(sigmoid=WRONG_SIGMOID)), (
+        "patch-numpy": (lambda s: nb(s, wrong_log_sigmoid(
             "np.allclose = lambda *a, **k: True\nnp.isclose = lambda *a, **k: True\n"
-            "np.array_equal = lambda *a, **k: True"))), SIGMOID, "clean"),
-        "input-transformer": (lambda s: nb(s, with_extra_cell(filled(honest(sigmoid=WRONG_SIGMOID)), (
+            "np.array_equal = lambda *a, **k: True")), LOG_SIGMOID, "clean"),
+        "input-transformer": (lambda s: nb(s, wrong_log_sigmoid(
             "get_ipython().input_transformers_post.append("
-            "lambda lines: [l for l in lines if 'assert' not in l and 'check' not in l])"))),
-            SIGMOID, "clean"),
+            "lambda lines: [l for l in lines if 'assert' not in l and 'check' not in l])")),
+            LOG_SIGMOID, "clean"),
         "pre-run-hook": (lambda s: nb(s, with_extra_cell(filled(), (
             "get_ipython().events.register('pre_run_cell', lambda info: print(info.raw_cell))"))),
             ALL, "clean"),
-        "grader-detect": (lambda s: nb(s, with_extra_cell(filled(honest(sigmoid=WRONG_SIGMOID)), (
+        "grader-detect": (lambda s: nb(s, wrong_log_sigmoid(
             "import os\nprint(sorted(k for k in os.environ if 'NBGRADER' in k))\n"
-            "if 'NBGRADER_EXECUTION' in os.environ:\n    np.allclose = lambda *a, **k: True"))),
-            SIGMOID, "clean"),
-        "always-equal": (lambda s: nb(s, filled(honest(sigmoid=always_equal))), SIGMOID, "clean"),
-        "ndarray-subclass": (lambda s: nb(s, filled(honest(sigmoid=liar))), SIGMOID, "clean"),
-        "break-builtins": (lambda s: nb(s, with_extra_cell(filled(honest(sigmoid=WRONG_SIGMOID)), (
-            "import builtins\nbuiltins.isinstance = lambda *a: True\nbuiltins.len = lambda x: 0"))),
-            SIGMOID, None),
-        "calls-reference": (lambda s: nb(s, filled(honest(centered_difference=(
-            "from backpropbook.gradcheck import centered_difference")))),
-            lose("test_centered_difference"), "clean"),
-        "hard-coded": (lambda s: nb(s, filled(honest(sigmoid=(
-            "def sigmoid(z):\n    if np.ndim(z) == 0:\n        return np.float64(0.5)\n"
-            "    return np.array([0.0, 0.2689414213699951, 0.5, 0.7310585786300049, 1.0])\n")))),
-            SIGMOID, "clean"),
+            "if 'NBGRADER_EXECUTION' in os.environ:\n    np.allclose = lambda *a, **k: True")),
+            LOG_SIGMOID, "clean"),
+        "always-equal": (lambda s: nb(s, filled(honest(log_sigmoid=always_equal))),
+                         LOG_SIGMOID, "clean"),
+        "ndarray-subclass": (lambda s: nb(s, filled(honest(log_sigmoid=liar))),
+                             LOG_SIGMOID, "clean"),
+        "break-builtins": (lambda s: nb(s, wrong_log_sigmoid(
+            "import builtins\nbuiltins.isinstance = lambda *a: True\nbuiltins.len = lambda x: 0")),
+            LOG_SIGMOID, None),
+        "calls-reference": (lambda s: nb(s, filled(honest(five_point_difference=(
+            "from backpropbook.gradcheck import centered_difference as five_point_difference")))),
+            lose("test_five_point_difference"), "clean"),
+        "hard-coded": (lambda s: nb(s, filled(honest(log_sigmoid=hard_coded))),
+                       LOG_SIGMOID, "clean"),
         # bringing the process down
         "crash-cell": (lambda s: nb(s, with_extra_cell(filled(), "import os\nos._exit(1)")),
                        ALL, "problem:killed"),
-        "crash-call": (lambda s: nb(s, filled(honest(sigmoid_prime=(
-            "def sigmoid_prime(z):\n    import os\n    os._exit(3)\n")))),
-            lose("test_sigmoid_prime"), "problem:killed"),
+        "crash-call": (lambda s: nb(s, filled(honest(log_sigmoid_prime=(
+            "def log_sigmoid_prime(z):\n    import os\n    os._exit(3)\n")))),
+            lose("test_log_sigmoid_prime"), "problem:killed"),
         "infinite-loop": (lambda s: nb(s, with_extra_cell(filled(), "while True:\n    pass")),
                           ALL, "problem:timed out"),
         "memory-bomb": (lambda s: nb(s, with_extra_cell(filled(), "hog = bytearray(64 * 2**30)")),
@@ -176,7 +203,8 @@ def sigmoid(z):
         "huge-output": (lambda s: nb(s, with_extra_cell(filled(), "print('x' * 200_000_000)")),
                         ALL, "problem:output truncated"),
         # broken notebooks
-        "corrupt-json": (lambda s: raw(s, nbformat.writes(filled()).encode()[:5000]), None, "error:corrupt"),
+        "corrupt-json": (lambda s: raw(s, nbformat.writes(filled()).encode()[:5000]),
+                         None, "error:corrupt"),
         "binary-file": (lambda s: raw(s, random.Random(1).randbytes(4096)), None, "error:corrupt"),
         "not-a-notebook": (lambda s: raw(s, b'{"hello": "world"}'), None, "error:corrupt"),
         "missing-notebook": (lambda s: raw(s, b"my answers are in my head", name="notes.txt"),
@@ -184,8 +212,8 @@ def sigmoid(z):
         "deleted-cell": (lambda s: nb(s, _without(filled(), "chain_backward")),
                          lose("test_chain_backward"), "note:missing"),
         "duplicated-cells": (lambda s: nb(s, _duplicated(filled())), ALL, "note:more than once"),
-        "edited-tests": (lambda s: nb(s, _edited_tests(filled(honest(sigmoid=WRONG_SIGMOID)))),
-                         SIGMOID, "clean"),
+        "edited-tests": (lambda s: nb(s, _edited_tests(wrong_log_sigmoid())),
+                         LOG_SIGMOID, "clean"),
     }
     return builds
 
@@ -197,13 +225,13 @@ def _without(nb, gid):
 
 
 def _duplicated(nb):
-    """The sigmoid answer twice (the second copy wrong), and a test cell twice."""
+    """The log_sigmoid answer twice (the second copy wrong), and a test cell twice."""
     nb = nbformat.from_dict(json.loads(json.dumps(nb)))
     cells = cells_by_grade_id(nb)
-    wrong = nbformat.from_dict(json.loads(json.dumps(cells["sigmoid"])))
-    wrong.source = WRONG_SIGMOID
-    test = nbformat.from_dict(json.loads(json.dumps(cells["test_sigmoid"])))
-    i = nb.cells.index(cells["test_sigmoid"])
+    wrong = nbformat.from_dict(json.loads(json.dumps(cells["log_sigmoid"])))
+    wrong.source = WRONG_LOG_SIGMOID
+    test = nbformat.from_dict(json.loads(json.dumps(cells["test_log_sigmoid"])))
+    i = nb.cells.index(cells["test_log_sigmoid"])
     nb.cells[i + 1:i + 1] = [wrong, test]
     for k, cell in enumerate(nb.cells):
         cell["id"] = f"c{k}"
@@ -247,7 +275,8 @@ def course(tmp_path_factory):
 
 
 def _cell_scores(root, student):
-    return {gid: score for gid, (score, _, _) in scores(root, A, A, student).items() if gid in TESTS}
+    return {gid: score for gid, (score, _, _) in scores(root, A, A, student).items()
+            if gid in TESTS}
 
 
 def _status(root, student):
@@ -285,7 +314,8 @@ def test_exit_status_and_summary_name_every_submission_that_needs_a_look(course)
     run, rows = course["run"], course["rows"]
     assert run.returncode == 1, run.stdout + run.stderr
     flagged = {s for s, r in rows.items() if r["status"] != "graded"}
-    assert {"corrupt-json", "binary-file", "missing-notebook", "crash-cell", "infinite-loop"} <= flagged
+    assert {"corrupt-json", "binary-file", "missing-notebook", "crash-cell",
+            "infinite-loop"} <= flagged
     for student in flagged:
         lines = [l for l in run.stdout.splitlines() if l.strip().startswith(f"{student}:")]
         assert len(lines) == 1, (student, run.stdout)
@@ -296,9 +326,11 @@ def test_nothing_outside_the_submission_was_reachable(course):
     root = course["root"]
     peek = output_text(_student_cell(root, "peek-files", "import os"))
     assert "READ" not in peek and peek.count("DENIED") == 7, peek
-    assert "WROTE THE GRADEBOOK" not in output_text(_student_cell(root, "write-gradebook", "sqlite3"))
+    wrote = output_text(_student_cell(root, "write-gradebook", "sqlite3"))
+    assert "WROTE THE GRADEBOOK" not in wrote
     with sqlite3.connect(root / "gradebook.db") as con:
-        assert con.execute("select count(*) from grade_cells where max_score = 0").fetchone()[0] == 0
+        query = "select count(*) from grade_cells where max_score = 0"
+        assert con.execute(query).fetchone()[0] == 0
     net = output_text(_student_cell(root, "network", "socket"))
     assert "CONNECTED" not in net and "no network" in net
     assert "[]" in output_text(_student_cell(root, "grader-detect", "NBGRADER"))
@@ -332,7 +364,7 @@ def test_feedback_leaks_no_hidden_test_or_solution_and_works_offline(course):
             for line in solution:
                 assert line not in text, (page, line)
     # the checks' messages reach the student
-    assert "sigmoid" in (root / "feedback" / "hard-coded" / A / f"{A}.html").read_text()
+    assert "log_sigmoid" in (root / "feedback" / "hard-coded" / A / f"{A}.html").read_text()
 
 
 def _marked(source, what):
@@ -359,7 +391,8 @@ def test_regrading_gives_the_same_grades_and_leaves_nothing_stale(course):
     for student, row in before.items():
         if student == "honest":
             continue
-        assert (after[student]["score"], after[student]["seed"]) == (row["score"], row["seed"]), student
+        assert (after[student]["score"], after[student]["seed"]) == (row["score"],
+                                                                      row["seed"]), student
     assert after["honest"]["score"] == "" and after["honest"]["status"].startswith("error: corrupt")
     assert not (root / "autograded" / "honest" / A).exists()
 

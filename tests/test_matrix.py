@@ -20,13 +20,20 @@ from hypothesis import strategies as st
 from backpropbook import symbolic_matrix as sm
 from backpropbook.activations import get_activation
 from backpropbook.gradcheck import centered_difference, check_gradient, relative_error
-from backpropbook.layers import (activation_backward, activation_forward, cross_entropy_loss,
-                                 linear_backward, linear_forward, mse_backward, mse_loss,
-                                 softmax, softmax_cross_entropy_backward)
+from backpropbook.layers import (
+    activation_backward,
+    activation_forward,
+    cross_entropy_loss,
+    linear_backward,
+    linear_forward,
+    mse_backward,
+    mse_loss,
+    softmax,
+    softmax_cross_entropy_backward,
+)
 from backpropbook.mlp import init_params, mlp_backward, mlp_forward, mlp_loss
 from backpropbook.oracles import mlp_gradients_torch
-from backpropbook.twolayer import (two_layer_backward, two_layer_batch_gradients,
-                                   two_layer_forward)
+from backpropbook.twolayer import two_layer_backward, two_layer_batch_gradients, two_layer_forward
 from strategies import FAST
 
 pytestmark = [pytest.mark.package, pytest.mark.matrix]

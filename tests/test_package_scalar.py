@@ -169,7 +169,7 @@ def test_a_broken_backward_pass_is_caught():
         z, a = chain_forward(x, w, activation)
         wrong, _ = broken_backward(w, z, a, y, activation)
         assert relative_error(wrong, chain_gradient_torch(x, w, y, activation)) > 1e-3
-        numeric = centered_difference(lambda v: chain_loss(x, v, y, activation), w)
+        numeric = centered_difference(lambda v, act=activation: chain_loss(x, v, y, act), w)
         with pytest.raises(AssertionError, match=r"dw\[0\]"):
             check_gradient(wrong, numeric, name="dw", rtol=1e-6, atol=1e-8)
 

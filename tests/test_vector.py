@@ -200,7 +200,7 @@ def test_deltas_are_dE_dz(net):
     zs, acts = vector_forward(net.params, net.x, net.activations)
     grads, deltas = vector_backward(net.params, zs, acts, net.t, net.activations)
     expected = mlp_gradients_torch(net.params, net.x, net.t, net.activations)
-    for l, (delta, (dW, db), (_, db_t)) in enumerate(zip(deltas, grads, expected)):
+    for l, (delta, (dW, _db), (_, db_t)) in enumerate(zip(deltas, grads, expected)):
         assert delta.shape == zs[l].shape
         assert relative_error(delta, db_t) <= TORCH_RTOL or np.max(np.abs(db_t)) == 0
         np.testing.assert_array_equal(dW, delta @ acts[l].T)  # dE/dW[l] = delta[l] a[l-1]^T

@@ -6,7 +6,8 @@ A floating-point array keeps its dtype (float32 stays float32); anything else (P
 numbers, integer or boolean arrays) is computed in float64.
 """
 
-from typing import Callable, NamedTuple
+from collections.abc import Callable
+from typing import NamedTuple
 
 import numpy as np
 

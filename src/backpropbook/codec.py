@@ -89,7 +89,7 @@ class FunctionRef:
 
 
 class Unsupported:
-    """Stands for a value the sandbox could not send as plain data (``type_name`` says what it was)."""
+    """A value the sandbox could not send as plain data (``type_name`` says what it was)."""
 
     __slots__ = ("type_name",)
 
@@ -188,11 +188,11 @@ def to_plain(obj, *, functions=None, max_bytes=None, _depth=0, _budget=None):
         return {"__unsupported__": obj.type_name}
     if isinstance(obj, np.ndarray):
         arr = np.ndarray.view(obj, np.ndarray)  # drop any subclass, without calling its methods
-        for name, dt in DTYPES.items():
-            if arr.dtype == dt.newbyteorder("=") or arr.dtype == dt:
-                break
-        else:
+        name = next((n for n, dt in DTYPES.items()
+                     if arr.dtype == dt.newbyteorder("=") or arr.dtype == dt), None)
+        if name is None:
             return {"__unsupported__": f"numpy.ndarray of dtype {arr.dtype}"}
+        dt = DTYPES[name]
         budget.spend(arr.size * dt.itemsize * 4 // 3 + 64)
         raw = np.ascontiguousarray(arr, dtype=dt).tobytes()
         return {"__ndarray__": {"dtype": name, "shape": [int(n) for n in arr.shape],
@@ -202,7 +202,8 @@ def to_plain(obj, *, functions=None, max_bytes=None, _depth=0, _budget=None):
             if obj.dtype == dt.newbyteorder("=") or obj.dtype == dt:
                 budget.spend(64)
                 raw = np.asarray(obj, dtype=dt).tobytes()
-                return {"__npscalar__": {"dtype": name, "data": base64.b64encode(raw).decode("ascii")}}
+                data = base64.b64encode(raw).decode("ascii")
+                return {"__npscalar__": {"dtype": name, "data": data}}
         return {"__unsupported__": f"numpy scalar of dtype {obj.dtype}"}
     sympy_types = _sympy_types()
     if sympy_types and isinstance(obj, sympy_types):
@@ -308,7 +309,8 @@ def from_plain(tree, *, functions=None, _depth=0):
             raise DecodeError("bad ndarray")
         dt = _dtype(val["dtype"])
         shape = val["shape"]
-        if type(shape) is not list or len(shape) > 32 or not all(type(n) is int and n >= 0 for n in shape):
+        if type(shape) is not list or len(shape) > 32 or not all(
+                type(n) is int and n >= 0 for n in shape):
             raise DecodeError("bad ndarray shape")
         raw = _b64(val["data"])
         if len(raw) != math.prod(shape) * dt.itemsize:
@@ -397,7 +399,8 @@ def decode_sympy(text: str):
     count = [0]
 
     def literal(node):
-        if isinstance(node, ast.Constant) and type(node.value) in (int, float, str, bool, type(None)):
+        if isinstance(node, ast.Constant) and type(node.value) in (
+                int, float, str, bool, type(None)):
             v = node.value
             if type(v) is int and abs(v) > MAX_SYMPY_INT:
                 raise DecodeError("integer literal too large")
@@ -405,7 +408,8 @@ def decode_sympy(text: str):
                 raise DecodeError("string literal too long")
             return v
         if (isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd))
-                and isinstance(node.operand, ast.Constant) and type(node.operand.value) in (int, float)):
+                and isinstance(node.operand, ast.Constant)
+                and type(node.operand.value) in (int, float)):
             v = literal(node.operand)
             return -v if isinstance(node.op, ast.USub) else v
         raise DecodeError(f"not allowed in sympy text: {type(node).__name__}")
@@ -444,7 +448,8 @@ def decode_sympy(text: str):
                 kwargs[kw.arg] = value
             elif name == "Dummy" and kw.arg == "dummy_index" and type(value) is int:
                 kwargs[kw.arg] = value
-            elif name == "Float" and kw.arg == "precision" and type(value) is int and 1 <= value <= 1000:
+            elif (name == "Float" and kw.arg == "precision" and type(value) is int
+                  and 1 <= value <= 1000):
                 kwargs[kw.arg] = value
             else:
                 raise DecodeError(f"keyword {kw.arg[:40]!r} not allowed for {name}")
@@ -470,7 +475,8 @@ def decode_sympy(text: str):
         except DecodeError:
             raise
         except Exception as exc:  # noqa: BLE001 -- SymPy rejects malformed args many ways
-            raise DecodeError(f"{name}(...) failed: {type(exc).__name__}: {str(exc)[:200]}") from None
+            raise DecodeError(
+                f"{name}(...) failed: {type(exc).__name__}: {str(exc)[:200]}") from None
 
     result = build(tree.body)
     if not isinstance(result, (sympy.Basic, sympy.MatrixBase)):

@@ -9,13 +9,22 @@ softmax with the mean cross-entropy (``loss="cross_entropy"``; its Z[L] are the 
 
 import numpy as np
 
-from .layers import (activation_backward, activation_forward, cross_entropy_loss, linear_backward,
-                     linear_forward, mse_backward, mse_loss, softmax,
-                     softmax_cross_entropy_backward)
+from .layers import (
+    activation_backward,
+    activation_forward,
+    cross_entropy_loss,
+    linear_backward,
+    linear_forward,
+    mse_backward,
+    mse_loss,
+    softmax,
+    softmax_cross_entropy_backward,
+)
 
 
 def init_params(sizes, rng, dtype=np.float64):
-    """(W, b) for layer sizes [n_0, ..., n_L]: W[l] ~ N(0, 1/n_{l-1}) (n_l, n_{l-1}), b[l] = 0 (n_l, 1)."""
+    """(W, b) for layer sizes [n_0, ..., n_L]: W[l] ~ N(0, 1/n_{l-1}) of shape (n_l, n_{l-1}),
+    b[l] = 0 of shape (n_l, 1)."""
     return [((rng.standard_normal((n, m)) / np.sqrt(m)).astype(dtype), np.zeros((n, 1), dtype))
             for m, n in zip(sizes[:-1], sizes[1:])]
 
@@ -34,7 +43,8 @@ def mlp_forward(params, X, activations, loss="mse"):
     Zs, As = [], [X]
     for l, (W, b) in enumerate(params, start=1):
         Z = linear_forward(W, As[-1], b)
-        A = softmax(Z) if (loss == "cross_entropy" and l == len(params)) else activation_forward(Z, acts[l - 1])
+        output_softmax = loss == "cross_entropy" and l == len(params)
+        A = softmax(Z) if output_softmax else activation_forward(Z, acts[l - 1])
         Zs.append(Z)
         As.append(A)
     return As[-1], (Zs, As)

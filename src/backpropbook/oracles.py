@@ -7,7 +7,7 @@ torch, and autograd does the differentiating.
 import numpy as np
 import torch
 
-_TORCH_ACTIVATIONS = {
+TORCH_ACTIVATIONS = {
     "sigmoid": torch.sigmoid,
     "tanh": torch.tanh,
     "relu": torch.relu,
@@ -17,7 +17,7 @@ _TORCH_ACTIVATIONS = {
 
 def chain_gradient_torch(x, w, y, activation="sigmoid"):
     """dE/dw for the chain of single neurons, by torch.autograd. Returns a float64 array (L,)."""
-    g = _TORCH_ACTIVATIONS[activation]
+    g = TORCH_ACTIVATIONS[activation]
     w_t = torch.tensor(np.asarray(w, dtype=float), dtype=torch.float64, requires_grad=True)
     a = torch.tensor(float(x), dtype=torch.float64)
     for l in range(len(w_t)):
@@ -44,7 +44,7 @@ def mlp_gradients_torch(params, X, Y, activations, loss="mse"):
         if loss == "cross_entropy" and l == L:
             E = -(Yt * torch.log_softmax(Z, dim=0)).sum() / N
             break
-        A = _TORCH_ACTIVATIONS[acts[l - 1]](Z)
+        A = TORCH_ACTIVATIONS[acts[l - 1]](Z)
     else:
         E = 0.5 * ((A - Yt) ** 2).sum() / N
     E.backward()

@@ -14,7 +14,6 @@ read answers with the same kinds.
 from __future__ import annotations
 
 import copy
-import json
 import math
 import os
 from dataclasses import asdict, dataclass
@@ -181,8 +180,9 @@ class Shapes:
 class Values:
     """A SymPy expression or matrix, read as its values at the case's exact points.
 
-    The case holds ``_points``: a list of ``{symbol name: "p/q"}``. The value at each point is
-    computed with 30 significant digits and rounded to float64.
+    The case holds ``_points``: a list of ``{symbol name: "p/q"}``. Each point's coordinates are
+    put in as 40-digit floats (exact rationals make SymPy build huge exact terms: seconds for a
+    deep chain), the value is computed with 30 significant digits and rounded to float64.
     """
 
     name: str
@@ -217,11 +217,13 @@ class Values:
             raise AssertionError(f"{self.name} uses symbols named "
                                  f"{', '.join(sorted(map(str, foreign)))} that are not the "
                                  "problem's (which are real=True): use the symbols you are given")
+        value = value.doit()  # an unevaluated Derivative would survive xreplace
         values = []
         for point in points:
-            subs = {by_name[k]: sp.Rational(v) for k, v in point.items() if k in by_name}
+            subs = {by_name[k]: sp.Float(sp.Rational(v), 40) for k, v in point.items()
+                    if k in by_name}
             try:
-                v = value.subs(subs).evalf(30)
+                v = value.xreplace(subs).evalf(30)
                 values.append(np.array(v.tolist() if self.matrix else v, dtype=complex))
             except (TypeError, ValueError) as exc:
                 raise AssertionError(f"{self.name} cannot be evaluated at numbers "
@@ -268,7 +270,7 @@ def distance(xs, ys):
         if x.shape != y.shape:
             return math.inf
         with np.errstate(all="ignore"):  # inf - inf in a wrong answer is not our warning
-            d = float(np.max(np.abs(x - y), initial=0.0))
+            d = float(np.max(np.where(x == y, 0.0, np.abs(x - y)), initial=0.0))  # inf == inf
         if math.isnan(d):
             return math.inf
         worst = max(worst, d)
@@ -280,12 +282,14 @@ def diagnose(actual, expected, mistakes, rtol, atol, closeness=1e-2):
 
     ``mistakes`` is a list of ``(message, answer)``. A mistake whose answer passes the
     tolerance cannot be told apart from the right answer and is skipped; ``actual`` matches a
-    mistake when it is far closer to it than the mistake is to the right answer.
+    mistake when it is far closer to it than the mistake is to the right answer (never when it
+    is infinitely far from it, even from a mistake that is infinitely far from the right answer).
     """
     for message, wrong in mistakes:
         if close(wrong, expected, rtol, atol):
             continue
-        if distance(actual, wrong) <= closeness * distance(wrong, expected):
+        near = distance(actual, wrong)
+        if math.isfinite(near) and near <= closeness * distance(wrong, expected):
             return message
     return None
 
@@ -343,6 +347,7 @@ class VisibleTests:
         """Run ``fn`` (your function ``name``) on the visible cases; AssertionError if wrong."""
         spec = self.tasks[name]
         kind = kind_from_plain(spec["kind"])
+        name = spec.get("function", name)  # a task key that is not the function's name
         for case in spec["cases"]:
             args = copy.deepcopy(list(case["args"]))
             try:

@@ -41,7 +41,8 @@ def _drop_duplicate_scripts(app, pagename, templatename, context, doctree):
 
 def setup(app):
     if not (MATHJAX_ES5 / "tex-chtml.js").is_file():
-        raise RuntimeError(f"MathJax not found at {MATHJAX_ES5}: is django-static-mathjax installed?")
+        raise RuntimeError(
+            f"MathJax not found at {MATHJAX_ES5}: is django-static-mathjax installed?")
     app.connect("config-inited", _use_local_mathjax, priority=900)
     app.connect("build-finished", _copy_mathjax)
     # Early: html-page-context stops at the first handler that returns a template name.

@@ -1,6 +1,7 @@
 """SymPy derivations that the chapters and tests hold the NumPy code to.
 
-The symbols follow the book: x (input), y (target), w1..wL (weights), layers 1..L.
+The symbols follow the book: x (input), y (target), w1..wL (weights), b1..bL (biases, when the
+chain has them), layers 1..L.
 """
 
 import sympy as sp
@@ -17,11 +18,14 @@ SYMBOLIC_ACTIVATIONS = {
 }
 
 
-def chain_symbols(L):
-    """The symbols of a depth-L chain: ``(x, y, (w1, ..., wL))``, all real."""
+def chain_symbols(L, biases=False):
+    """The symbols of a depth-L chain, all real: ``(x, y, (w1, ..., wL))``, and with
+    ``biases=True`` ``(x, y, (w1, ..., wL), (b1, ..., bL))``."""
     x, y = sp.symbols("x y", real=True)
     w = sp.symbols(f"w1:{L + 1}", real=True)
-    return x, y, w
+    if not biases:
+        return x, y, w
+    return x, y, w, sp.symbols(f"b1:{L + 1}", real=True)
 
 
 def chain_loss_expr(L, activation="sigmoid"):

@@ -59,8 +59,9 @@ def network(sizes, activation="sigmoid"):
     t = sp.Matrix([sp.Symbol(f"t_{{{k}}}", real=True) for k in range(1, sizes[-1] + 1)])
     Ws, bs, zs, acts = [], [], [], [x]
     for l, (m, n) in enumerate(zip(sizes[:-1], sizes[1:]), start=1):
-        W = sp.Matrix(n, m, lambda j, k: sp.Symbol(f"w^{{[{l}]}}_{{{j + 1}{k + 1}}}", real=True))
-        b = sp.Matrix(n, 1, lambda j, _: sp.Symbol(f"b^{{[{l}]}}_{{{j + 1}}}", real=True))
+        W = sp.Matrix(n, m,
+                      lambda j, k, l=l: sp.Symbol(f"w^{{[{l}]}}_{{{j + 1}{k + 1}}}", real=True))
+        b = sp.Matrix(n, 1, lambda j, _, l=l: sp.Symbol(f"b^{{[{l}]}}_{{{j + 1}}}", real=True))
         z = W * acts[-1] + b
         Ws.append(W)
         bs.append(b)

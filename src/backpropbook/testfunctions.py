@@ -1,12 +1,12 @@
-"""The named test functions of the centered-difference task: ``FUNCTIONS = {name: f}``.
+"""The named test functions of the five-point-difference task: ``FUNCTIONS = {name: f}``.
 
 Each ``f`` takes a float array (any shape) and returns a float. They are the only callables a
 hidden check hands to the student's code, and the grading sandbox needs them on the student's
 side too: this module is copied into the sandbox, where the package's reference modules are
 withheld. So it imports NumPy and math only, never another ``backpropbook`` module.
 
-Their exact gradients (the oracles) are kept out of the sandbox, in
-the scalar assignment's task declarations (instructor side), under the same names.
+The oracles (the same functions in 50-digit arithmetic) are kept out of the sandbox, in the
+scalar assignment's task declarations (instructor side), under the same names.
 """
 
 import math
@@ -33,6 +33,17 @@ def coupled(x):
     return float(np.sum(x) ** 2 + np.sum(np.cos(x)))
 
 
+def cubic(x):
+    """f(x) = 10·Σ x_i³: f''' = 60 everywhere, so a three-point difference is off by 10·h²."""
+    x = np.asarray(x, dtype=float)
+    return float(10.0 * np.sum(x**3))
+
+
+def fast_wave(x):
+    """f(x) = Σ sin(3 x_i): every derivative is large, |f^(k)| up to 3^k."""
+    return float(np.sum(np.sin(3.0 * np.asarray(x, dtype=float))))
+
+
 CHAIN_X, CHAIN_Y = 0.7, 0.1
 
 
@@ -49,4 +60,6 @@ FUNCTIONS = {
     "exp_sin": exp_sin,
     "coupled": coupled,
     "chain_loss": chain_loss,
+    "cubic": cubic,
+    "fast_wave": fast_wave,
 }

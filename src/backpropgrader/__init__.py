@@ -15,6 +15,7 @@ change how the checks are computed.
 """
 
 from backpropbook.codec import DecodeError, FunctionRef, Unsupported
+
 from .sandbox import (
     CellError,
     CellResult,

@@ -23,13 +23,14 @@ import nbformat
 from backpropbook import selfcheck
 
 from . import sandbox as sb
-from .submission import is_answer, is_test, _nbgrader
+from .submission import _nbgrader, is_answer, is_test
 
 HIDDEN_BEGIN, HIDDEN_END = "### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS"
 
 
 def student_seed(course, assignment, student):
-    """The seed of a student's hidden-test cases: the same on every re-grade, different per student."""
+    """The seed of a student's hidden-test cases: the same on every re-grade, different per
+    student."""
     digest = hashlib.sha256(f"{course}/{assignment}/{student}".encode()).digest()
     return int.from_bytes(digest[:8], "big")
 
@@ -86,7 +87,8 @@ class Session:
             outputs = [_error_output("TimeoutError", f"this cell did not finish: {exc}")]
         except sb.SandboxDied as exc:
             reason = f"cell {label} killed the notebook's process ({exc.reason})"
-            outputs = [_error_output("KernelDied", f"this cell ended the notebook's process: {exc.reason}")]
+            outputs = [_error_output("KernelDied",
+                                     f"this cell ended the notebook's process: {exc.reason}")]
         else:
             self.ran.append(source)
             if result.truncated:
@@ -167,7 +169,8 @@ def defined_names(sources):
 
 
 def _strip_magics(source):
-    return "\n".join("" if line.lstrip().startswith(("%", "!")) else line for line in source.splitlines())
+    return "\n".join("" if line.lstrip().startswith(("%", "!")) else line
+                     for line in source.splitlines())
 
 
 def _error_output(ename, evalue, lines=None):
@@ -256,7 +259,8 @@ def grade(notebook, sandbox, seed, *, max_restarts=3, visible_dir=None):
         else:
             os.environ[selfcheck.VISIBLE_DIR] = saved
     namespace["GRADING_SEED"] = seed
-    functions, values = defined_names(c.source for c in notebook.cells if is_answer(c) and c.cell_type == "code")
+    functions, values = defined_names(c.source for c in notebook.cells
+                                      if is_answer(c) and c.cell_type == "code")
 
     tests = {}
     for cell in notebook.cells:

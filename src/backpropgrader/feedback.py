@@ -17,7 +17,8 @@ _CDN_BLOCK = re.compile(r"<!-- Load mathjax -->.*?<!-- End of mathjax configurat
 _LOCAL_MATHJAX = f"""<!-- MathJax 3, served beside this page (works offline) -->
 <script>
 window.MathJax = {{
-  tex: {{inlineMath: [["$", "$"], ["\\\\(", "\\\\)"]], displayMath: [["$$", "$$"], ["\\\\[", "\\\\]"]],
+  tex: {{inlineMath: [["$", "$"], ["\\\\(", "\\\\)"]],
+        displayMath: [["$$", "$$"], ["\\\\[", "\\\\]"]],
         processEscapes: true}},
   svg: {{fontCache: "global"}}
 }};
@@ -55,7 +56,8 @@ def generate(course, assignment, student):
     config.GenerateFeedback.preprocessors = [ClearHiddenTests, GetGrades, CSSHTMLHeaderPreprocessor]
     result = NbGraderAPI(config=config).generate_feedback(assignment, student, force=True)
     if not result.get("success"):
-        last = (result.get("error") or result.get("log") or "nbgrader failed").strip().splitlines()[-1]
+        last = (result.get("error") or result.get("log")
+                or "nbgrader failed").strip().splitlines()[-1]
         raise FeedbackError(f"feedback for {student}: {last}")
     folder = course.path("feedback", student, assignment)
     pages = sorted(folder.glob("*.html"))

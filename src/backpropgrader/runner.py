@@ -118,7 +118,8 @@ class Runner:
             text = ANSI.sub("", "\n".join(stb))
         except Exception:  # noqa: BLE001
             text = ""
-        self.last_error = {"ename": _safe(lambda: etype.__name__), "evalue": _safe(lambda: str(evalue)),
+        self.last_error = {"ename": _safe(lambda: etype.__name__),
+                           "evalue": _safe(lambda: str(evalue)),
                            "traceback": text[: self.args.max_output]}
 
     def _capture(self):
@@ -160,9 +161,10 @@ class Runner:
         return obj
 
     def _student_error(self, exc):
-        return {"ok": False, "kind": "student", "type": _safe(lambda: type(exc).__name__),
-                "message": _safe(lambda: str(exc))[:10000],
-                "traceback": _safe(lambda: "".join(traceback.format_exception(exc)))[-20000:]}
+        return {"ok": False, "kind": "student", "type": _safe(lambda exc=exc: type(exc).__name__),
+                "message": _safe(lambda exc=exc: str(exc))[:10000],
+                "traceback":
+                    _safe(lambda exc=exc: "".join(traceback.format_exception(exc)))[-20000:]}
 
     def _value(self, value, extra=None):
         try:
@@ -170,7 +172,8 @@ class Runner:
         except codec.EncodeError as exc:
             return {"ok": False, "kind": "limit", "message": str(exc)}
         except Exception as exc:  # noqa: BLE001 -- student objects can raise anything
-            return {"ok": False, "kind": "codec", "message": f"cannot encode the value: {_safe(lambda: repr(exc))}"}
+            why = _safe(lambda exc=exc: repr(exc))
+            return {"ok": False, "kind": "codec", "message": f"cannot encode the value: {why}"}
         res = {"ok": True, "value": text}
         res.update(extra or {})
         return res
@@ -182,7 +185,8 @@ class Runner:
         except codec.DecodeError as exc:
             return {"ok": False, "kind": "codec", "message": str(exc)}
         if not isinstance(args, (list, tuple)) or not isinstance(kwargs, dict):
-            return {"ok": False, "kind": "protocol", "message": "args must be a list, kwargs a dict"}
+            return {"ok": False, "kind": "protocol",
+                    "message": "args must be a list, kwargs a dict"}
         out, err = self._capture()
         # Warnings the call raises travel back, so that a check can treat them as it would
         # in the student's own notebook (an overflow warning is a failed stability test).
@@ -195,8 +199,8 @@ class Runner:
                 self._release(out, err)
                 return self._student_error(exc)
         output = self._release(out, err)
-        output["warnings"] = [[_safe(lambda: w.category.__name__), _safe(lambda: str(w.message))[:1000]]
-                              for w in caught[:20]]
+        output["warnings"] = [[_safe(lambda w=w: w.category.__name__),
+                               _safe(lambda w=w: str(w.message))[:1000]] for w in caught[:20]]
         return self._value(value, output)
 
     def op_get(self, req):
@@ -213,7 +217,8 @@ class Runner:
                 req = json.loads(read_exact(in_fd, n).decode("utf-8"))
             except EOFError:
                 return
-            handler = getattr(self, "op_" + str(req.get("op")), None) if isinstance(req, dict) else None
+            handler = (getattr(self, "op_" + str(req.get("op")), None) if isinstance(req, dict)
+                       else None)
             if handler is None:
                 res = {"ok": False, "kind": "protocol", "message": "unknown request"}
             else:
@@ -221,11 +226,13 @@ class Runner:
                     res = handler(req)
                 except BaseException as exc:  # noqa: BLE001 -- keep serving whatever happens
                     sys.stdout, sys.stderr = sys.__stdout__, sys.__stderr__
-                    res = {"ok": False, "kind": "protocol", "message": f"runner failed: {_safe(lambda: repr(exc))}"}
+                    why = _safe(lambda exc=exc: repr(exc))
+                    res = {"ok": False, "kind": "protocol", "message": f"runner failed: {why}"}
             try:
                 write_frame(out_fd, res)
             except ValueError:  # e.g. a surrogate in student text: say so rather than die
-                write_frame(out_fd, {"ok": False, "kind": "codec", "message": "response not encodable"})
+                write_frame(out_fd, {"ok": False, "kind": "codec",
+                                     "message": "response not encodable"})
 
 
 def _safe(fn):

@@ -111,12 +111,15 @@ class CellResult:
 
 def check_available() -> tuple[str, str]:
     """Return the paths of bwrap and setpriv, or raise SandboxUnavailable saying what's missing."""
-    missing = [f"{tool} (Debian package {pkg})" for tool, pkg in (("bwrap", "bubblewrap"), ("setpriv", "util-linux"))
+    missing = [f"{tool} (Debian package {pkg})"
+               for tool, pkg in (("bwrap", "bubblewrap"), ("setpriv", "util-linux"))
                if shutil.which(tool) is None]
     if missing:
-        raise SandboxUnavailable("grading sandbox needs " + " and ".join(missing) + "; run `make debian-deps` as root")
+        raise SandboxUnavailable("grading sandbox needs " + " and ".join(missing)
+                                 + "; run `make debian-deps` as root")
     if os.geteuid() != 0:
-        raise SandboxUnavailable("grading sandbox must run as root (it switches to an unprivileged uid with setpriv)")
+        raise SandboxUnavailable("grading sandbox must run as root "
+                                 "(it switches to an unprivileged uid with setpriv)")
     return shutil.which("bwrap"), shutil.which("setpriv")
 
 
@@ -158,7 +161,7 @@ def _claim_uid() -> tuple[int, int]:
 
 
 def _make_readable(root: Path) -> None:
-    for dirpath, dirnames, filenames in os.walk(root):
+    for dirpath, _dirnames, filenames in os.walk(root):
         os.chmod(dirpath, 0o755)
         for name in filenames:
             p = os.path.join(dirpath, name)
@@ -187,8 +190,8 @@ class Sandbox:
     """One sandboxed student process. Use as a context manager, or call :meth:`close`.
 
     ``submission_dir`` is copied (symlinks kept as links) to /home/student; ``kit_dir`` (see
-    :func:`backpropgrader.kit.build`) is the only code of ours the student can import; ``functions`` is
-    ``"module:ATTR"``, a name -> function mapping importable from the kit, used to resolve
+    :func:`backpropgrader.kit.build`) is the only code of ours the student can import; ``functions``
+    is ``"module:ATTR"``, a name -> function mapping importable from the kit, used to resolve
     ``{"__function__": name}`` arguments in the sandbox (and, if importable here too, to send
     those functions by name). Limits: seconds per cell/call (``cell_timeout``) and per
     submission (``total_time``, across restarts), bytes of address space per process
@@ -208,7 +211,8 @@ class Sandbox:
         self.cell_timeout, self.total_time = cell_timeout, total_time
         self.memory, self.nproc, self.file_size, self.disk = memory, nproc, file_size, disk
         self.cell_output, self.total_output = cell_output, total_output
-        self.response_bytes, self._raw_cap, self.startup_timeout = response_bytes, raw_output, startup_timeout
+        self.response_bytes, self._raw_cap, self.startup_timeout = (response_bytes, raw_output,
+                                                                    startup_timeout)
         self.functions = functions
         self.time_used = 0.0
         self.last_warnings = []  # (category name, message) of the last call's warnings
@@ -250,7 +254,8 @@ class Sandbox:
 
     # -- process management -----------------------------------------------------------
     def command(self, in_fd: int, out_fd: int) -> list[str]:
-        """The full bwrap command line for this sandbox (fds: the runner's request/response pipes)."""
+        """The full bwrap command line for this sandbox (fds: the runner's request/response
+        pipes)."""
         cmd = [self.bwrap, "--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts",
                "--unshare-cgroup-try", "--die-with-parent", "--new-session",
                "--ro-bind", "/usr", "/usr", "--ro-bind", "/etc", "/etc"]
@@ -261,7 +266,8 @@ class Sandbox:
                 cmd += ["--ro-bind", top, top]
         binds = [(Path(sys.base_prefix), sys.base_prefix)]
         python = sys.executable
-        if sys.prefix != sys.base_prefix:  # a virtualenv: bound at /opt/venv, the repo stays invisible
+        # a virtualenv: bound at /opt/venv, the repo stays invisible
+        if sys.prefix != sys.base_prefix:
             binds.append((Path(sys.prefix), "/opt/venv"))
             python = "/opt/venv/bin/" + os.path.basename(sys.executable)
         binds += self._binds
@@ -279,8 +285,10 @@ class Sandbox:
             cmd += ["--ro-bind", str(src), dest]
             mounted.append(dest)
         real = os.path.realpath(sys.executable)
-        if not any(real.startswith(str(s).rstrip("/") + "/") for s, d in binds[:1]) and not real.startswith("/usr/"):
-            raise SandboxUnavailable(f"the Python binary {real} is outside {sys.base_prefix} and /usr")
+        if (not any(real.startswith(str(s).rstrip("/") + "/") for s, d in binds[:1])
+                and not real.startswith("/usr/")):
+            raise SandboxUnavailable(f"the Python binary {real} is outside {sys.base_prefix} "
+                                     "and /usr")
         cmd += ["--proc", "/proc", "--dev", "/dev",
                 "--perms", "01777", "--size", str(self.disk), "--tmpfs", "/tmp",
                 "--perms", "0755", "--dir", "/home",
@@ -329,7 +337,8 @@ class Sandbox:
         finally:
             os.close(req_r)
             os.close(resp_w)
-        self._drains = [_Drain(self.proc.stdout, self._raw_cap), _Drain(self.proc.stderr, self._raw_cap)]
+        self._drains = [_Drain(self.proc.stdout, self._raw_cap),
+                        _Drain(self.proc.stderr, self._raw_cap)]
         for d in self._drains:
             d.start()
         try:
@@ -339,7 +348,8 @@ class Sandbox:
             raise SandboxDied(f"sandbox did not start within {self.startup_timeout} s") from None
         if not ready.get("ok"):
             self._kill()
-            raise SandboxDied("sandbox runner failed to start:\n" + str(ready.get("message", ""))[-3000:])
+            raise SandboxDied("sandbox runner failed to start:\n"
+                              + str(ready.get("message", ""))[-3000:])
 
     def _kill(self):
         """Kill the sandbox (whole process group, then anything left with its uid) and reap it."""
@@ -374,7 +384,8 @@ class Sandbox:
 
     def raw_output(self) -> str:
         """What the sandbox wrote to its real stdout/stderr fds (C-level output), capped."""
-        return b"".join(bytes(d.data) for d in getattr(self, "_drains", [])).decode("utf-8", "replace")
+        return b"".join(bytes(d.data)
+                        for d in getattr(self, "_drains", [])).decode("utf-8", "replace")
 
     def restart(self):
         """Kill the sandbox and start a fresh one from the submission (time used carries over)."""
@@ -414,7 +425,8 @@ class Sandbox:
             except subprocess.TimeoutExpired:
                 code = None
         self._kill()
-        sig = code - 128 if code is not None and code > 128 else (-code if code is not None and code < 0 else None)
+        sig = (code - 128 if code is not None and code > 128
+               else (-code if code is not None and code < 0 else None))
         detail = f"killed by signal {sig}" if sig else f"exit code {code}"
         raise SandboxDied(f"sandbox died {what} ({detail})", returncode=code, signal=sig)
 
@@ -447,7 +459,8 @@ class Sandbox:
         limit = self.response_bytes + 6 * self.cell_output + 65536
         if n > limit:
             self._kill()
-            raise OutputLimit(f"sandbox response of {n} bytes exceeds the limit of {limit}; sandbox killed")
+            raise OutputLimit(f"sandbox response of {n} bytes exceeds the limit of {limit}; "
+                              "sandbox killed")
         try:
             res = json.loads(self._read(n, deadline).decode("utf-8"), parse_constant=_no_constant)
         except (ValueError, RecursionError) as exc:
@@ -471,8 +484,8 @@ class Sandbox:
             return self._receive(deadline)
         except StudentTimeout:
             self._kill()
-            what = (f"the rest of the submission's total time ({limit:.3g} s)" if left_total < wanted
-                    else f"its time limit of {limit:g} s")
+            what = (f"the rest of the submission's total time ({limit:.3g} s)"
+                    if left_total < wanted else f"its time limit of {limit:g} s")
             raise StudentTimeout(f"student code ran past {what}; sandbox killed") from None
         finally:
             self.time_used += time.monotonic() - start
@@ -493,7 +506,8 @@ class Sandbox:
             return
         kind, msg = res.get("kind"), str(res.get("message", ""))
         if kind == "student":
-            raise StudentError(str(res.get("type", "Exception")), msg, str(res.get("traceback", "")))
+            raise StudentError(str(res.get("type", "Exception")), msg,
+                               str(res.get("traceback", "")))
         if kind == "limit":
             raise OutputLimit(msg)
         raise ProtocolError(f"sandbox {kind} error: {msg}")
@@ -512,7 +526,8 @@ class Sandbox:
         if error is not None:
             if not isinstance(error, dict):
                 raise ProtocolError("malformed cell error")
-            error = CellError(str(error.get("ename", "")), str(error.get("evalue", "")), str(error.get("traceback", "")))
+            error = CellError(str(error.get("ename", "")), str(error.get("evalue", "")),
+                              str(error.get("traceback", "")))
         return CellResult(out, err, error, trunc, time.monotonic() - start)
 
     def _decode(self, text):
@@ -524,7 +539,8 @@ class Sandbox:
             raise ProtocolError(f"the sandbox sent an undecodable value: {exc}") from None
 
     def call(self, name: str, args=(), kwargs=None, timeout: float | None = None):
-        """Call the student's ``name`` (dotted allowed) with plain-data arguments; return plain data.
+        """Call the student's ``name`` (dotted allowed) with plain-data arguments; return plain
+        data.
 
         Raises StudentError if it raised, StudentTimeout, SandboxDied, OutputLimit (result too big).
         Values the codec cannot carry come back as :class:`codec.Unsupported`.

@@ -67,23 +67,26 @@ def read_notebook(path):
     try:
         text = path.read_bytes().decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise SubmissionError(f"corrupt: {path.name} is not UTF-8 text ({exc.reason} at byte {exc.start})")
+        raise SubmissionError(f"corrupt: {path.name} is not UTF-8 text "
+                              f"({exc.reason} at byte {exc.start})") from None
     except OSError as exc:
-        raise SubmissionError(f"unreadable: {path.name}: {exc.strerror}")
+        raise SubmissionError(f"unreadable: {path.name}: {exc.strerror}") from None
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise SubmissionError(f"corrupt: {path.name} is not JSON ({exc.msg} at line {exc.lineno}, column {exc.colno})")
+        raise SubmissionError(f"corrupt: {path.name} is not JSON "
+                              f"({exc.msg} at line {exc.lineno}, column {exc.colno})") from None
     if not isinstance(data, dict) or not isinstance(data.get("cells"), list):
         raise SubmissionError(f"corrupt: {path.name} is JSON but not a notebook (no list of cells)")
     try:
         nb = nbformat.from_dict(data)
         if nb.get("nbformat", 0) < 4:
-            raise SubmissionError(f"corrupt: {path.name} is nbformat {nb.get('nbformat')}, expected 4")
+            raise SubmissionError(f"corrupt: {path.name} is nbformat {nb.get('nbformat')}, "
+                                  "expected 4")
         nbformat.validate(nb)
     except nbformat.ValidationError as exc:
         first = str(exc).strip().splitlines()[0]
-        raise SubmissionError(f"corrupt: {path.name} is not a valid notebook ({first})")
+        raise SubmissionError(f"corrupt: {path.name} is not a valid notebook ({first})") from None
     return nb
 
 
@@ -101,7 +104,8 @@ def assemble(source_nb, release_nb, student_nb):
     """
     notes = []
     stubs = {_nbgrader(c).get("grade_id"): c for c in release_nb.cells if is_answer(c)}
-    known = {_nbgrader(c).get("grade_id"): c for c in source_nb.cells if _nbgrader(c).get("grade_id")}
+    known = {_nbgrader(c).get("grade_id"): c for c in source_nb.cells
+             if _nbgrader(c).get("grade_id")}
 
     answers, extras, anchor, seen = {}, {None: []}, None, set()
     for cell in student_nb.cells:
