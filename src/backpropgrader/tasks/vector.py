@@ -48,8 +48,9 @@ def _tensor(value):
 
 
 def _torch_g(activation):
-    torch = _torch()
-    return {"sigmoid": torch.sigmoid, "tanh": torch.tanh, "relu": torch.relu}[activation]
+    from backpropbook.oracles import TORCH_ACTIVATIONS  # the one torch table (imports torch)
+
+    return TORCH_ACTIVATIONS[activation]
 
 
 def _run(weights, u, activation):
