@@ -1,17 +1,25 @@
-"""backpropbook.gradcheck: centered differences, relative error and the shared comparison."""
+"""backpropbook.gradcheck: finite differences (forward, centered, along directions), relative
+error and the shared comparison; and the gradient-checking chapter's figure."""
 
 import re
 
 import numpy as np
 import pytest
 from hypothesis import given
+from matplotlib.figure import Figure
 
+from backpropbook import figures
 from backpropbook.gradcheck import (
     centered_difference,
     check_gradient,
+    directional_check,
+    directional_difference,
+    forward_difference,
     gradient_check,
+    random_directions,
     relative_error,
 )
+from backpropbook.mlp import init_params, mlp_backward, mlp_forward, mlp_loss
 from backpropbook.scalar import chain_gradient, chain_loss
 from strategies import FAST, arrays_of_any_shape, finite
 
@@ -164,3 +172,217 @@ def test_gradient_check_rejects_a_wrong_gradient(mistake):
     message = str(info.value)
     assert message.startswith("d/dw[")
     assert "centered difference" in message
+
+
+# ---------------------------------------------------------------------- forward_difference
+
+
+@FAST
+@given(arrays_of_any_shape(), finite(-2, 2), finite(-2, 2))
+def test_forward_difference_is_exact_on_linear_functions_of_any_shape(x, a, b):
+    """A linear function has no truncation error; only rounding, about eps |f| / h."""
+    f = lambda v: np.sum(a * v + b)  # noqa: E731
+    grad = forward_difference(f, x, h=1e-3)
+    assert grad.shape == x.shape
+    assert grad.dtype == np.float64
+    # |f| <= 27 * 8 here: rounding is at most ~2 * 2.2e-16 * 216 / 1e-3 = 1e-10.
+    np.testing.assert_allclose(grad, np.full(x.shape, a), rtol=0, atol=1e-9)
+
+
+@pytest.mark.parametrize("x0", [-1.5, 0.3, 2.0])
+def test_forward_difference_error_is_order_h(x0):
+    """(f(x+h) - f(x)) / h for f = x^2 is exactly 2x + h: the error is h, not O(h^2)."""
+    errors = []
+    for h in (1e-2, 5e-3, 2.5e-3):
+        estimate = forward_difference(lambda v: v**2, x0, h=h)
+        errors.append(float(estimate) - 2 * x0)
+        assert errors[-1] == pytest.approx(h, rel=1e-6)
+    # Halving h halves the error (the centered difference would quarter it).
+    assert errors[0] / errors[1] == pytest.approx(2, rel=1e-5)
+    assert errors[1] / errors[2] == pytest.approx(2, rel=1e-5)
+
+
+def test_forward_difference_accepts_lists_scalars_and_integer_arrays():
+    np.testing.assert_allclose(forward_difference(lambda v: np.sum(3 * v), [1, 2, 3]),
+                               [3, 3, 3], atol=1e-8)
+    np.testing.assert_allclose(  # an integer x must not truncate x + h to an integer
+        forward_difference(lambda v: np.sum(v**2), np.array([[1, 2], [3, 4]]), h=1e-7),
+        [[2, 4], [6, 8]], atol=1e-5)
+    scalar = forward_difference(lambda v: 3.0 * v, 2.0)
+    assert np.shape(scalar) == ()
+    assert float(scalar) == pytest.approx(3.0, abs=1e-8)
+
+
+@FAST
+@given(arrays_of_any_shape())
+def test_forward_difference_evaluates_once_at_x_then_once_per_entry(x):
+    x_before = x.copy()
+    h = 1e-4
+    seen = []
+
+    def f(v):
+        seen.append(np.array(v, copy=True))
+        return float(np.sum(np.sin(v)))
+
+    forward_difference(f, x, h=h)
+    np.testing.assert_array_equal(x, x_before)
+    assert len(seen) == x.size + 1
+    np.testing.assert_array_equal(seen[0], x_before)  # f(x), shared by every entry
+    for i, v in zip(np.ndindex(x.shape), seen[1:]):
+        moved = np.argwhere(v != x_before)
+        assert [tuple(m) for m in moved] == [i]  # only entry i, by +h
+        assert v[i] - x_before[i] == pytest.approx(h, rel=1e-6)
+
+
+# ------------------------------------------------------------------ directional_difference
+
+
+@FAST
+@given(arrays_of_any_shape(), finite(-2, 2), finite(-2, 2))
+def test_directional_difference_is_v_dot_grad_on_quadratics(x, a, b):
+    """A quadratic has no truncation error along any direction: v . (2 a x + b)."""
+    v = random_directions(x.shape, 1, rng=7)[0]
+    value = directional_difference(lambda u: np.sum(a * u**2 + b * u), x, v, h=1e-3)
+    assert isinstance(value, float)
+    assert value == pytest.approx(float(np.sum(v * (2 * a * x + b))), abs=1e-9)
+
+
+@pytest.mark.parametrize("h", [1e-2, 5e-3])
+def test_directional_difference_error_is_order_h_squared(h):
+    """For f = sum x^3: (f(x + hv) - f(x - hv)) / 2h = v . 3x^2 + h^2 sum v^3, exactly."""
+    rng = np.random.default_rng(0)
+    x, v = rng.normal(size=(3, 2)), random_directions((3, 2), 1, rng=1)[0]
+    value = directional_difference(lambda u: np.sum(u**3), x, v, h=h)
+    error = value - float(np.sum(v * 3 * x**2))
+    assert error == pytest.approx(h**2 * float(np.sum(v**3)), rel=1e-5)
+
+
+def test_directional_difference_evaluates_twice_and_leaves_x_alone():
+    x = np.arange(6.0).reshape(2, 3)
+    v = np.ones((2, 3)) / np.sqrt(6)
+    x_before, seen = x.copy(), []
+
+    def f(u):
+        seen.append(np.array(u, copy=True))
+        return float(np.sum(u))
+
+    directional_difference(f, x, v, h=1e-3)
+    np.testing.assert_array_equal(x, x_before)
+    assert len(seen) == 2
+    np.testing.assert_allclose(seen[0], x + 1e-3 * v)
+    np.testing.assert_allclose(seen[1], x - 1e-3 * v)
+
+
+def test_directional_difference_names_mismatched_shapes():
+    with pytest.raises(ValueError, match=r"direction v has shape \(3,\), x has shape \(2, 3\)"):
+        directional_difference(np.sum, np.zeros((2, 3)), np.ones(3))
+
+
+# ---------------------------------------------------------------------- random_directions
+
+
+def test_random_directions_are_seeded_unit_vectors_of_the_shape():
+    V = random_directions((2, 3), 5, rng=0)
+    assert V.shape == (5, 2, 3)
+    np.testing.assert_allclose(np.sqrt(np.sum(V**2, axis=(1, 2))), 1.0, rtol=1e-14)
+    np.testing.assert_array_equal(V, random_directions((2, 3), 5, rng=0))
+    assert not np.allclose(V, random_directions((2, 3), 5, rng=1))
+    np.testing.assert_array_equal(V, random_directions((2, 3), 5,
+                                                       rng=np.random.default_rng(0)))
+    assert random_directions((), 3).shape == (3,)  # a scalar x: directions +-1
+    np.testing.assert_array_equal(np.abs(random_directions((), 3)), 1.0)
+
+
+def test_random_directions_favour_no_entry():
+    """Uniform on the sphere in R^5: every coordinate has mean 0 and variance 1/5."""
+    V = random_directions((5,), 20000, rng=3)
+    assert np.all(np.abs(V.mean(axis=0)) < 0.02)
+    np.testing.assert_allclose(V.var(axis=0), 0.2, rtol=0.05)
+    assert 0.4 < np.mean(V > 0) < 0.6
+
+
+@pytest.mark.parametrize("k", [0, -1, 2.5, True, "3"])
+def test_random_directions_rejects_a_bad_k(k):
+    with pytest.raises(ValueError, match=r"^k \(the number of directions\) must be a positive"):
+        random_directions((3,), k)
+
+
+# ----------------------------------------------------------------------- directional_check
+
+
+def test_directional_check_accepts_the_backprop_gradient_in_2k_evaluations():
+    x, y, w = 0.9, 0.1, np.array([0.4, -1.1, 0.8])
+    calls = []
+
+    def E(v):
+        calls.append(1)
+        return chain_loss(x, v, y)
+
+    directional_check(E, w, chain_gradient(x, w, y), k=5, name="w")
+    assert len(calls) == 2 * 5
+
+
+def test_directional_check_accepts_a_network_gradient():
+    rng = np.random.default_rng(5)
+    params = [(W, 0.1 * rng.normal(size=b.shape)) for W, b in init_params([3, 4, 2], rng)]
+    X, Y, acts = rng.normal(size=(3, 5)), rng.normal(size=(2, 5)), ["tanh", "identity"]
+    W1, b1 = params[0]
+
+    def E(W):  # the loss as a function of W[1] alone
+        out, _ = mlp_forward([(W, b1), params[1]], X, acts)
+        return mlp_loss(out, Y)
+
+    _, cache = mlp_forward(params, X, acts)
+    dW1 = mlp_backward(params, cache, Y, acts)[0][0]
+    directional_check(E, W1, dW1, name="W1")
+    with pytest.raises(AssertionError, match=r"^d/dW1 along v\[\d\]"):
+        directional_check(E, W1, dW1.T.reshape(dW1.shape), name="W1")
+
+
+@pytest.mark.parametrize("mistake", ["scaled", "sign", "swapped"])
+def test_directional_check_rejects_a_wrong_gradient(mistake):
+    x, y, w = 0.9, 0.1, np.array([0.4, -1.1, 0.8])
+    grad = chain_gradient(x, w, y)
+    wrong = {
+        "scaled": grad * np.array([1.0, 1.0, 1.01]),
+        "sign": grad * np.array([1.0, -1.0, 1.0]),
+        "swapped": grad[::-1],
+    }[mistake]
+    with pytest.raises(AssertionError) as info:
+        directional_check(lambda v: chain_loss(x, v, y), w, wrong, name="w")
+    message = str(info.value)
+    assert message.startswith("d/dw along v[")
+    assert "centered difference along v" in message
+
+
+def test_directional_check_names_a_gradient_of_the_wrong_shape():
+    with pytest.raises(AssertionError, match=r"^d/dW: expected shape \(2, 3\) \(the shape of W\), "
+                                             r"got shape \(3, 2\)"):
+        directional_check(np.sum, np.zeros((2, 3)), np.ones((3, 2)), name="W")
+
+
+# ----------------------------------------------------------------------- the chapter's figure
+
+
+def test_step_error_figure_draws_one_log_log_panel_per_precision():
+    steps = np.logspace(0, -8, 9)
+    panel = {"steps": steps,
+             "measured": {"forward": steps + 1e-9 / steps, "centered": steps**2 + 1e-9 / steps},
+             "model": {"forward": steps, "centered": steps**2},
+             "best": {"forward": (3e-5, 1e-4), "centered": (1e-3, 1e-3)}}
+    fig = figures.step_error_figure({"float64": panel, "float32": panel})
+    assert isinstance(fig, Figure) and len(fig.axes) == 2
+    for ax, title in zip(fig.axes, ["float64", "float32"]):
+        assert ax.get_title() == title
+        assert ax.get_xscale() == ax.get_yscale() == "log"
+        labels = [line.get_label() for line in ax.get_lines()]
+        for method in ("forward", "centered"):
+            assert f"{method}, measured" in labels and f"{method}, error model" in labels
+        # the predicted best steps as vertical lines, the measured ones as circles on the curve
+        vertical = [line.get_xdata()[0] for line in ax.get_lines()
+                    if line.get_linestyle() == ":"]
+        assert vertical == [3e-5, 1e-3]
+        circles = [(line.get_xdata()[0], line.get_ydata()[0]) for line in ax.get_lines()
+                   if line.get_marker() == "o"]
+        assert circles == [(1e-4, panel["measured"]["forward"][4]),
+                           (1e-3, panel["measured"]["centered"][3])]

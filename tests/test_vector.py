@@ -31,6 +31,7 @@ from backpropbook.vector import (
     network_figure,
     numerical_jacobian,
     per_index_gradients,
+    unflatten_gradients,
     vector_backward,
     vector_forward,
     vector_gradients,
@@ -96,15 +97,14 @@ def assume_well_conditioned(net, relu_margin=0.0):
     return zs
 
 
-def unflatten(theta, params):
-    """The inverse of ``flatten_gradients`` for parameters shaped like ``params``."""
-    out, i = [], 0
-    for W, b in params:
-        out.append((theta[i:i + W.size].reshape(W.shape),
-                    theta[i + W.size:i + W.size + b.size].reshape(b.shape)))
-        i += W.size + b.size
-    assert i == theta.size
-    return out
+def test_unflatten_gradients_undoes_flatten_gradients():
+    rng = np.random.default_rng(5)
+    pairs = [(rng.normal(size=(3, 2)), rng.normal(size=(3, 1))),
+             (rng.normal(size=(1, 3)), rng.normal(size=(1, 1)))]
+    back = unflatten_gradients(flatten_gradients(pairs), pairs)
+    assert all(np.array_equal(a, b) for p, q in zip(pairs, back) for a, b in zip(p, q))
+    with pytest.raises(ValueError, match="entries"):
+        unflatten_gradients(np.zeros(3), pairs)
 
 
 # ---------------------------------------------------------------------------------- Jacobians
@@ -247,7 +247,8 @@ def test_gradients_match_centered_differences(net):
     grads = vector_gradients(net.params, net.x, net.t, net.activations)
     theta = flatten_gradients(net.params)
     numeric = centered_difference(
-        lambda th: vector_loss(unflatten(th, net.params), net.x, net.t, net.activations), theta)
+        lambda th: vector_loss(unflatten_gradients(th, net.params), net.x, net.t,
+                               net.activations), theta)
     E = vector_loss(net.params, net.x, net.t, net.activations)
     check_gradient(flatten_gradients(grads), numeric, name="theta", rtol=1e-6,
                    atol=1e-8 * max(1.0, E), oracle="centered difference")

@@ -68,6 +68,22 @@ def step_prime(z):
     return np.zeros_like(_floats(z))
 
 
+def sign(z):
+    """sign(z) = 1 for z > 0, else -1: the +-1 threshold unit, 2 step(z) - 1.
+
+    Mathematics' sgn(0) is 0; a threshold unit must answer +1 or -1, and like the step this
+    one answers the lower value at 0, so its values are exactly +-1.
+    """
+    z = _floats(z)
+    return np.where(z > 0, 1.0, -1.0).astype(z.dtype)
+
+
+def sign_prime(z):
+    """sign'(z) = 0 for z != 0 (at the jump z = 0 there is no derivative; we take 0, as
+    torch.sign's autograd does): no gradient flows through a sign unit."""
+    return np.zeros_like(_floats(z))
+
+
 def identity(z):
     """identity(z) = z: the output layer of a regression network."""
     return _floats(z)
@@ -90,6 +106,7 @@ ACTIVATIONS = {
     "tanh": Activation(tanh, tanh_prime),
     "relu": Activation(relu, relu_prime),
     "step": Activation(step, step_prime),
+    "sign": Activation(sign, sign_prime),
     "identity": Activation(identity, identity_prime),
 }
 

@@ -144,3 +144,119 @@ def vanishing_gradient_figure(depths, curves, bound=None):
     ax.grid(True, which="major", alpha=0.3)
     ax.legend(loc="lower left", fontsize=10)
     return fig
+
+
+def _log_values(values):
+    """values as floats, with the entries a log axis cannot show (<= 0) replaced by NaN."""
+    values = np.asarray(values, dtype=float)
+    return np.where(values > 0, values, np.nan)
+
+
+def loss_curves_figure(curves, xlabel="step", ylabel="loss $E$", title=None):
+    """Curves against the step number on a log scale, one line per entry of ``curves``.
+
+    ``curves``: dict label -> sequence of values (step 0 first); values <= 0, which a log axis
+    cannot show, are left out of their line (drawn as gaps).
+    """
+    fig = Figure(figsize=(7.0, 3.6), layout="constrained")
+    ax = fig.add_subplot()
+    for label, values in curves.items():
+        ax.plot(_log_values(values), linewidth=1.5, label=label)
+    ax.set_yscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    if title:
+        ax.set_title(title)
+    ax.grid(True, which="major", alpha=0.3)
+    ax.legend(fontsize=9)
+    return fig
+
+
+def fit_figure(x, y, fits, xlabel="$x$", ylabel="$y$", title=None):
+    """The data (x, y) as dots and fitted functions over them as lines.
+
+    ``x``, ``y``: the data, any shapes with the same number of entries. ``fits``: dict
+    label -> (x_grid, y_grid), each a function sampled on a grid, drawn in order.
+    """
+    fig = Figure(figsize=(7.0, 3.8), layout="constrained")
+    ax = fig.add_subplot()
+    ax.plot(np.ravel(x), np.ravel(y), "o", markersize=3.5, color="grey", alpha=0.7,
+            label="data")
+    for label, (x_grid, y_grid) in fits.items():
+        ax.plot(np.ravel(x_grid), np.ravel(y_grid), linewidth=1.8, label=label)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    if title:
+        ax.set_title(title)
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=9)
+    return fig
+
+
+def _with_gaps(z, values, jump=0.5):
+    """values, with NaN inserted where consecutive entries jump by more than ``jump``, so that
+    a discontinuous function is not drawn with a vertical line at its jump."""
+    values = np.asarray(values, dtype=float)
+    cut = np.flatnonzero(np.abs(np.diff(values)) > jump) + 1
+    return np.insert(z.astype(float), cut, np.nan), np.insert(values, cut, np.nan)
+
+
+def activations_figure(names, z_max=4.0):
+    """One panel per activation: g (solid) and its derivative g' (dashed) on [-z_max, z_max].
+
+    ``names``: keys of :data:`backpropbook.activations.ACTIVATIONS`. A jump of g (step, sign)
+    is drawn as a gap; g' is drawn as the package computes it, 0 on both sides of the jump.
+    """
+    from .activations import get_activation
+
+    z = np.linspace(-z_max, z_max, 801)
+    fig = Figure(figsize=(2.6 * len(names), 2.9), layout="constrained")
+    axes = fig.subplots(1, len(names), squeeze=False)[0]
+    for ax, name in zip(axes, names):
+        act = get_activation(name)
+        ax.plot(*_with_gaps(z, act.g(z)), linewidth=1.8, label="$g(z)$")
+        ax.plot(*_with_gaps(z, act.g_prime(z)), "--", linewidth=1.8, label="$g'(z)$")
+        ax.set_title(name)
+        ax.set_xlabel("$z$")
+        ax.axhline(0, color="black", linewidth=0.6)
+        ax.grid(True, alpha=0.3)
+    axes[0].legend(fontsize=9, loc="upper left")
+    return fig
+
+
+STEP_METHOD_COLOURS = {"forward": "#c0392b", "centered": "#1f5fbf"}
+
+
+def step_error_figure(panels):
+    """The error of a finite difference against its step h, on log-log axes: one panel each.
+
+    ``panels``: dict title -> {"steps": (n,), "measured": {method: (n,)}, "model": {method: (n,)},
+    "best": {method: (predicted h, measured h)}}, the methods being "forward" and "centered".
+    The measured errors are drawn as a solid line with dots, the error model dashed; for each
+    method the predicted best step is a dotted vertical line and the measured best step a large
+    circle on the measured curve. Errors <= 0, which a log axis cannot show, are left out.
+    """
+    fig = Figure(figsize=(5.0 * len(panels), 4.2), layout="constrained")
+    axes = fig.subplots(1, len(panels), squeeze=False)[0]
+    for ax, (title, panel) in zip(axes, panels.items()):
+        steps = np.asarray(panel["steps"], dtype=float)
+        for method, measured in panel["measured"].items():
+            colour = STEP_METHOD_COLOURS.get(method)
+            measured = _log_values(measured)
+            ax.plot(steps, measured, ".-", color=colour, markersize=3, linewidth=1.2,
+                    label=f"{method}, measured")
+            ax.plot(steps, _log_values(panel["model"][method]), "--", color=colour,
+                    linewidth=1.2, alpha=0.8, label=f"{method}, error model")
+            predicted, best = panel["best"][method]
+            ax.axvline(predicted, color=colour, linestyle=":", linewidth=1.5)
+            at = int(np.argmin(np.abs(np.log(steps / best))))  # the step nearest to best
+            ax.plot([steps[at]], [measured[at]], "o", color=colour, markersize=9,
+                    markerfacecolor="none", markeredgewidth=1.8)
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("step $h$")
+        ax.set_ylabel(r"$|D_h f - f'|$")
+        ax.set_title(title)
+        ax.grid(True, which="major", alpha=0.3)
+    axes[0].legend(fontsize=8, loc="lower left")
+    return fig

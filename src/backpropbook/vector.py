@@ -75,10 +75,10 @@ def vector_backward(params, zs, acts, t, activation="sigmoid", jacobians=False):
     """Backward pass of one example, E = 1/2 ||a[L] - t||^2. Returns (grads, deltas).
 
     grads[l-1] = (dE/dW[l], dE/db[l]) and deltas[l-1] = delta[l] = dE/dz[l], each of the shape of
-    what it differentiates. With ``jacobians=True`` every step multiplies by the transposed
-    Jacobian of the layer (diag(g'(z)) and W) as a matrix; otherwise the diagonal Jacobian is
-    applied as a Hadamard product. Both give the same numbers; the second costs n instead of
-    n^2 multiplications per activation.
+    the variable it is taken with respect to. With ``jacobians=True`` every step multiplies by
+    the transposed Jacobian of the layer (diag(g'(z)) and W) as a matrix; otherwise the
+    diagonal Jacobian is applied as a Hadamard product. Both give the same numbers; the second
+    costs n instead of n^2 multiplications per activation.
     """
     acts_names = _activation_names(activation, len(params))
     L = len(params)
@@ -149,6 +149,21 @@ def per_index_gradients(params, x, t):
 def flatten_gradients(grads):
     """[(dW, db), ...] as one vector: W[1] row by row, b[1], W[2], b[2], ... (as SymPy's)."""
     return np.concatenate([np.concatenate([dW.ravel(), db.ravel()]) for dW, db in grads])
+
+
+def unflatten_gradients(theta, like):
+    """The inverse of :func:`flatten_gradients`: [(W, b), ...] shaped like the pairs of ``like``,
+    read from the flat vector ``theta`` (views into it)."""
+    size = sum(np.size(W) + np.size(b) for W, b in like)
+    if np.size(theta) != size:
+        raise ValueError(f"theta has {np.size(theta)} entries, the pairs {size}")
+    pairs, i = [], 0
+    for W, b in like:
+        nW, nb = np.size(W), np.size(b)
+        pairs.append((theta[i:i + nW].reshape(np.shape(W)),
+                      theta[i + nW:i + nW + nb].reshape(np.shape(b))))
+        i += nW + nb
+    return pairs
 
 
 def network_figure(sizes, highlight=(2, 2, 1)):
