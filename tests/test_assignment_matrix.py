@@ -296,7 +296,8 @@ MISTAKES = {
     # --- task 5 -----------------------------------------------------------------------------
     "mlp_dW_transposed": Mistake(
         {"mlp_backward": mlp_with(dW="As[l - 1] @ dZ.T")},
-        {t: ["wrong shape: dW[", "has the shape of what it differentiates"] for t in BOTH_MLP}),
+        {t: ["wrong shape: dW[", "has the shape of the variable it is taken with respect to"]
+         for t in BOTH_MLP}),
     "mlp_db_unsummed": Mistake(
         {"mlp_backward": mlp_with(db="dZ")},  # the lecture-note error
         {t: ["wrong shape: db[", "should have shape"] for t in BOTH_MLP}),

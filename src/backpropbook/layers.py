@@ -1,8 +1,9 @@
 """Layers over a minibatch, in the book's column convention.
 
 Examples are columns: A[l] has shape (n_l, N); W[l] has shape (n_l, n_{l-1}); b[l] has shape
-(n_l, 1) and is broadcast along the batch (Z = W A + b 1^T). A gradient has the shape of what it
-differentiates, and the d-prefixed names are dE/d(that): dZ = dE/dZ, dW = dE/dW, ...
+(n_l, 1) and is broadcast along the batch (Z = W A + b 1^T). A gradient has the shape of the
+variable it is taken with respect to, and the d-prefixed names are dE/d(that): dZ = dE/dZ,
+dW = dE/dW, ...
 """
 
 import numpy as np

@@ -124,7 +124,8 @@ class Layers:
             _sequence(layer, k, function, what)
             for name, v in zip(self.names, layer):
                 out.append(_array(v, f"{name}[{l}]", expected[len(out)].shape, function,
-                                  f" ({name}[{l}] has the shape of what it differentiates)"))
+                                  f" ({name}[{l}] has the shape of the variable it is "
+                                  "taken with respect to)"))
         return tuple(out)
 
 

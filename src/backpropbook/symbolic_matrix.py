@@ -86,10 +86,11 @@ def softmax_squared_error(K=3):
 
 
 def softmax_cross_entropy(K=3):
-    """E = -sum_i y_i log softmax(z)_i. Returns ``(z, y, p, true, jvp)``.
+    """E = -sum_i y_i log softmax(z)_i. Returns ``(z, y, p, true, vjp)``.
 
-    ``true`` is dE/dz by sympy.diff; ``jvp`` is J^T dE/dp = J^T (-y / p), the chain rule through
-    the full Jacobian. Both equal p (sum_i y_i) - y for any y, and so p - y when sum_i y_i = 1.
+    ``true`` is dE/dz by sympy.diff; ``vjp`` is the vector-Jacobian product J^T dE/dp =
+    J^T (-y / p), the chain rule through the full Jacobian. Both equal p (sum_i y_i) - y for
+    any y, and so p - y when sum_i y_i = 1.
     """
     z, p, _, J = softmax_jacobian(K)
     y = matrix_symbols("y", K, 1)

@@ -25,8 +25,8 @@ def two_layer_forward(x, W1, b1, W2, b2, g1="sigmoid", g2="sigmoid"):
 def two_layer_backward(x, y, W1, b1, W2, b2, g1="sigmoid", g2="sigmoid"):
     """All gradients of E = 1/2 ||a2 - y||^2 for one example, with the error signals.
 
-    Returns dict(delta2, dW2, db2, delta1, dW1, db1), each of the shape of what it
-    differentiates (delta[l] = dE/dz[l] has the shape of z[l]).
+    Returns dict(delta2, dW2, db2, delta1, dW1, db1), each of the shape of the variable it is
+    taken with respect to (delta[l] = dE/dz[l] has the shape of z[l]).
     """
     f = two_layer_forward(x, W1, b1, W2, b2, g1, g2)
     delta2 = (f["a2"] - y) * get_activation(g2).g_prime(f["z2"])        # (n2, 1)

@@ -61,8 +61,8 @@ COLUMNS = "examples are columns in the book, so the batch size N is the second d
 
 
 def _shapes(n_prev, n, N):
-    """The forward pass fixes W, b, A_prev, Z; a gradient has the shape of what it
-    differentiates."""
+    """The forward pass fixes W, b, A_prev, Z; a gradient has the shape of the variable it is
+    taken with respect to."""
     return {"W": (n, n_prev), "b": (n, 1), "A_prev": (n_prev, N), "Z": (n, N), "dZ": (n, N),
             "dW": (n, n_prev), "db": (n, 1), "dA_prev": (n_prev, N)}
 
@@ -80,13 +80,13 @@ def _shape_mistakes(n_prev, n, N):
         ("b", (1, n), "b is a column (n, 1), not a row (1, n)"),
         ("A_prev", (N, m), f"A_prev has shape (N, n_prev) = ({N}, {m}): {COLUMNS}"),
         ("Z", (N, n), f"Z has shape (N, n) = ({N}, {n}): {COLUMNS}"),
-        ("dZ", (N, n), "dZ has shape (N, n): a gradient has the shape of what it "
-                       f"differentiates, and Z is (n, N); {COLUMNS}"),
+        ("dZ", (N, n), "dZ has shape (N, n): a gradient has the shape of the variable "
+                       f"it is taken with respect to, and Z is (n, N); {COLUMNS}"),
         ("dW", (m, n), f"dW is transposed: it has W's shape (n, n_prev) = ({n}, {m}), so that "
                        "W − η·dW is defined; dW = dZ·A_prevᵀ is (n, N)·(N, n_prev), while "
                        "A_prev·dZᵀ gives its transpose"),
-        ("dW", (n, N), "dW has the shape of dZ: a gradient has the shape of what it "
-                       "differentiates, dW has W's shape (n, n_prev)"),
+        ("dW", (n, N), "dW has the shape of dZ: a gradient has the shape of the variable "
+                       "it is taken with respect to, dW has W's shape (n, n_prev)"),
         ("db", (n, N), "db is not summed over the batch (the error db = dZ of some lecture "
                        "notes): b has one entry per unit and every example adds its column of "
                        "dZ, db = dZ·1, of b's shape (n, 1)"),
