@@ -25,6 +25,14 @@ def withheld(name):
     return assignment(name).withheld if name in NAMES else []
 
 
+def withheld_by_test(name):
+    """{test cell grade_id: the modules withheld while it runs} for assignment ``name`` ({} if
+    it declares no task): the grader runs each distinct set in a sandbox of its own."""
+    if name not in NAMES:
+        return {}
+    return {t.grade_id: tuple(t.withheld) for t in assignment(name).tasks}
+
+
 def check(assignment_name, task_name, fn, seed=0):
     """The hidden test of one task: None, or an AssertionError naming the mistake."""
     engine.check(assignment(assignment_name).task(task_name), fn, seed)
