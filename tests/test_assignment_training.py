@@ -110,7 +110,9 @@ class Mistake:
     ``hidden``: failing task -> substrings of its hidden check's message (the other tasks
     pass). ``visible``: the same for the visible tests (default: as hidden; {} where the visible
     case cannot tell). ``notebook``: what the autograded cell must show, where the sandbox says
-    it differently (default: the visible message, else the hidden one).
+    it differently (default: the visible message, else the hidden one). ``sandbox_only``: the
+    hidden checks pass in this process, where a torch imported before the call stays within
+    reach; only the sandbox of the task's profile, which has no torch, fails it.
     """
 
     sources: dict
@@ -118,6 +120,7 @@ class Mistake:
     visible: dict = None
     in_notebook: bool = False  # also graded in the real nbgrader course
     notebook: dict = field(default_factory=dict)
+    sandbox_only: bool = False
 
     def __post_init__(self):
         if self.visible is None:
@@ -287,6 +290,16 @@ MISTAKES = {
         visible={},
         in_notebook=True,
         notebook={"sgd_momentum_step": ["torch is not available while grading"]}),
+    "sgd_global_torch": Mistake(  # right, with the torch of the notebook's torch setup cell
+        {"sgd_momentum_step": code('''
+            def sgd_momentum_step(params, grads, velocities, lr, momentum):
+                new_velocities = [momentum * torch.tensor(v) + torch.tensor(g)
+                                  for v, g in zip(velocities, grads)]
+                new_params = [torch.tensor(p) - lr * v for p, v in zip(params, new_velocities)]
+                return [p.numpy() for p in new_params], [v.numpy() for v in new_velocities]
+            ''')},
+        {"sgd_momentum_step": ["raised NameError", "name 'torch' is not defined"]}, visible={},
+        in_notebook=True, sandbox_only=True),
     "sgd_calls_the_book": Mistake(  # right, but with the chapter's sgd_step
         {"sgd_momentum_step": code('''
             from backpropbook.optim import sgd_step
@@ -445,6 +458,7 @@ def test_every_task_has_typical_mistakes_and_some_go_through_the_course():
     assert {task for m in MISTAKES.values() for task in m.hidden} == set(TASKS)
     in_course = [m for m in MISTAKES.values() if m.in_notebook]
     assert len(in_course) >= 10
+    assert all(m.in_notebook for m in MISTAKES.values() if m.sandbox_only)
     assert {task for m in in_course for task in m.hidden} == set(TASKS)
     declared = {key: {m.message for m in task.mistakes(*task.args(task.visible[0]))}
                 for key, task in TASKS.items()}
@@ -589,7 +603,7 @@ def test_each_mistake_fails_with_its_message(source_nb, visible_tests, name):
     ns = run_answers(source_nb, mistake.sources)
     for key in TASKS:
         fn = ns[key]
-        if key not in mistake.hidden:  # every other task still passes
+        if key not in mistake.hidden or mistake.sandbox_only:  # the other tasks still pass
             passes_check(key, fn, 0)
             visible_tests.check(key, fn)
             continue
