@@ -11,6 +11,7 @@ JB_FLAGS := -W -n --keep-going
 help:
 	@echo "make book     build the executed book into _build/html"
 	@echo "make student  the light student install in .venv-student (no torch, no grader)"
+	@echo "make student TORCH=1  the same plus PyTorch (the CPU wheel), for the training assignment"
 	@echo "make lab A=<assignment>  open exercises/<assignment>/<assignment>.ipynb in JupyterLab"
 	@echo "make test     run the whole test suite (builds the book from clean in a temp folder)"
 	@echo "make release  regenerate exercises/ from solutions/ with nbgrader"
@@ -44,9 +45,19 @@ $(STUDENT_STAMP): requirements-student.txt pyproject.toml $(shell find src/backp
 	@touch $@
 	@echo "set up: open an assignment with  make lab A=scalar"
 
+# TORCH=1 adds PyTorch to the student install (requirements-student-torch.txt), for the
+# assignments whose notebooks use it; `make lab` adds it by itself for such a notebook.
+STUDENT_TORCH_STAMP := $(STUDENT_VENV)/.installed-torch
+ifneq ($(TORCH),)
+student: $(STUDENT_TORCH_STAMP)
+endif
+$(STUDENT_TORCH_STAMP): requirements-student-torch.txt $(STUDENT_STAMP)
+	$(STUDENT_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-student-torch.txt
+	@touch $@
+
 lab:
 	@test -f "exercises/$(A)/$(A).ipynb" || { echo "usage: make lab A=<assignment>, one of: $$(ls exercises | tr '\n' ' ')"; exit 2; }
-	@$(MAKE) --no-print-directory student
+	@$(MAKE) --no-print-directory student $(if $(shell grep -ls 'import torch' "exercises/$(A)/$(A).ipynb"),TORCH=1)
 	$(STUDENT_VENV)/bin/jupyter lab "exercises/$(A)/$(A).ipynb"
 
 book: $(STAMP)

@@ -217,6 +217,30 @@ def test_torch_is_there_unless_withheld(sb):
     assert ok(sb, "import torch\nprint(torch.tensor([2.0]).item())") == "2.0\n"
 
 
+# Student code that takes the kit off sys.path and imports torch again.
+AROUND_THE_STUB = """import sys
+sys.path = [p for p in sys.path if not p.startswith("/opt/kit")]
+sys.modules.pop("torch", None)
+import torch
+print(torch.tensor([2.0]).item())"""
+
+
+def test_withheld_torch_stays_withheld_off_the_kit_path(withheld_kit):
+    # The stub first on the path alone leaves the virtualenv's torch within reach ...
+    with Sandbox(kit_dir=withheld_kit, cell_timeout=30) as box:
+        assert ok(box, AROUND_THE_STUB) == "2.0\n"
+    # ... the kit's covers show the stub over torch's own folder: nothing else is left.
+    covers = kit_module.covers(withheld_kit, ["backpropbook.scalar", "torch"])
+    assert [shown.name for shown in covers.values()] == ["torch"]
+    assert kit_module.covers(withheld_kit, ["backpropbook.scalar"]) == {}
+    with Sandbox(kit_dir=withheld_kit, cell_timeout=30, covers=covers) as box:
+        res = box.run_cell(AROUND_THE_STUB)
+        assert res.error is not None and res.error.ename == "ImportError"
+        assert "torch is not available while grading" in res.error.evalue
+        # the rest of the virtualenv is as it was
+        assert ok(box, "import numpy\nprint(numpy.__file__)").startswith("/opt/venv/")
+
+
 def test_fork_bomb_is_contained_and_cleaned_up(kit):
     box = Sandbox(kit_dir=kit, nproc=24, cell_timeout=10)
     uid = box.uid

@@ -8,6 +8,11 @@ reached for those installs only. Each release notebook ``exercises/<a>/<a>.ipynb
 copy of its folder (which holds ``<a>.visible.json``) on a kernel of that environment: with the
 instructor's answers pasted in every cell runs and every visible test passes; untouched, every
 autograded test cell fails with an AssertionError that names the function, and nothing else fails.
+
+A release notebook that imports torch (training) runs instead in the light env plus PyTorch: a
+copy of the light env with ``requirements-student-torch.txt`` installed on top, as
+``make student TORCH=1`` adds it to ``.venv-student`` (the copy keeps the light env light for the
+tests above). Without torch, its NumPy tasks still run in the light env.
 """
 
 import json
@@ -39,6 +44,13 @@ CELL_TIMEOUT_S = 120  # the nbgrader_config's Execute.timeout
 KERNEL = "student-python"
 ASSIGNMENTS = sorted(p.name for p in (REPO / "exercises").iterdir()
                      if (p / f"{p.name}.ipynb").is_file())
+MAX_TORCH_ENV_MB = 2000  # measured about 1.3 GB, most of it torch
+
+
+def needs_torch(assignment):
+    """True if the release notebook imports torch: it runs in the light env plus torch."""
+    nb = nbformat.read(REPO / "exercises" / assignment / f"{assignment}.ipynb", as_version=4)
+    return any("import torch" in c.source for c in nb.cells if c.cell_type == "code")
 
 
 def copy_sources(dest):
@@ -85,6 +97,26 @@ class StudentEnv:
         self.kernels = root / "kernels"
         self.seconds = {}
 
+    def add_kernel(self):
+        spec = self.kernels / KERNEL
+        spec.mkdir(parents=True)
+        (spec / "kernel.json").write_text(json.dumps({
+            "argv": [str(self.python), "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+            "display_name": "student", "language": "python"}))
+        return self
+
+    def copy_with(self, root, requirements):
+        """A copy of this env at ``root`` with ``requirements`` installed on top."""
+        other = StudentEnv(root)
+        start = time.monotonic()
+        shutil.copytree(self.venv, other.venv, symlinks=True)
+        other.seconds["copy"] = time.monotonic() - start
+        start = time.monotonic()
+        run([str(other.python), "-m", "pip", "--disable-pip-version-check", "install", "-q",
+             "-r", str(requirements)], root, requirements.name)
+        other.seconds[requirements.name] = time.monotonic() - start
+        return other.add_kernel()
+
     def create(self):
         base = shutil.which(PYTHON)
         if base is None:
@@ -100,12 +132,7 @@ class StudentEnv:
             start = time.monotonic()
             run(command, self.root, what)
             self.seconds[what] = time.monotonic() - start
-        spec = self.kernels / KERNEL
-        spec.mkdir(parents=True)
-        (spec / "kernel.json").write_text(json.dumps({
-            "argv": [str(self.python), "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-            "display_name": "student", "language": "python"}))
-        return self
+        return self.add_kernel()
 
     def python_json(self, code):
         """Run ``code`` (which prints one JSON value) with the env's Python, outside the repo."""
@@ -135,6 +162,19 @@ def student_env(tmp_path_factory):
     return env
 
 
+@pytest.fixture(scope="module")
+def torch_env(student_env, tmp_path_factory):
+    env = student_env.copy_with(tmp_path_factory.mktemp("student-torch"),
+                                REPO / "requirements-student-torch.txt")
+    print("\nstudent env plus torch set up: "
+          + ", ".join(f"{k} {v:.1f} s" for k, v in env.seconds.items()))
+    return env
+
+
+def env_for(request, assignment):
+    return request.getfixturevalue("torch_env" if needs_torch(assignment) else "student_env")
+
+
 # ------------------------------------------------------------------------------ the install
 
 
@@ -159,17 +199,44 @@ def test_student_pins_are_the_instructor_pins():
     assert not heavy, f"requirements-student.txt pulls instructor packages: {sorted(heavy)}"
 
 
-def test_the_env_holds_exactly_the_pins(student_env):
-    frozen = student_env.python_json(
+def frozen_versions(env):
+    """{normalised name: version} of the env's distributions, but for pip, setuptools and the
+    package itself (checked apart)."""
+    frozen = env.python_json(
         "import json, importlib.metadata as m; print(json.dumps("
         "{d.metadata['Name']: d.version for d in m.distributions()}))")
     frozen = {n.lower().replace("_", "-").replace(".", "-"): v for n, v in frozen.items()}
     for seed in ("pip", "setuptools"):  # what `python3.11 -m venv` puts in every venv
         frozen.pop(seed, None)
     assert frozen.pop("backpropbook") == "0.1.0"
+    return frozen
+
+
+def test_the_env_holds_exactly_the_pins(student_env):
+    frozen = frozen_versions(student_env)
     assert frozen == pins(REPO / "requirements-student.txt"), (
         "the student env resolved something requirements-student.txt does not pin: "
         f"{set(frozen.items()) ^ set(pins(REPO / 'requirements-student.txt').items())}")
+
+
+def test_the_torch_pins_are_the_instructor_pins():
+    torch_pins, instructor = (pins(REPO / "requirements-student-torch.txt"),
+                              pins(REPO / "requirements.txt"))
+    assert torch_pins["torch"] == instructor["torch"] == "2.13.0"  # the CPU wheel, exactly
+    assert {n: v for n, v in torch_pins.items() if instructor.get(n) != v} == {}
+    assert "-r requirements-student.txt" in (REPO / "requirements-student-torch.txt").read_text()
+
+
+def test_the_torch_env_adds_exactly_torch_and_its_pins(torch_env):
+    frozen = frozen_versions(torch_env)
+    assert frozen.pop("torch") == "2.13.0+cpu"  # the CPU build, not a CUDA one
+    wanted = {**pins(REPO / "requirements-student.txt"),
+              **pins(REPO / "requirements-student-torch.txt")}
+    wanted.pop("torch")
+    assert frozen == wanted, set(frozen.items()) ^ set(wanted.items())
+    size = folder_mb(torch_env.venv)
+    print(f"\nstudent env plus torch: {size:.0f} MB")
+    assert size < MAX_TORCH_ENV_MB
 
 
 def test_the_instructor_side_is_not_importable(student_env):
@@ -268,9 +335,8 @@ def describe(cell):
     return nbgrader(cell).get("grade_id") or cell.source.splitlines()[:1]
 
 
-@pytest.mark.parametrize("assignment", ASSIGNMENTS)
-def test_the_release_passes_with_the_instructor_answers(student_env, assignment, tmp_path):
-    folder, nb = release(assignment, tmp_path)
+def with_answers(assignment, nb):
+    """``nb`` with the instructor's solution regions pasted in place of the code stubs."""
     regions = solution_regions(REPO / "solutions" / assignment / f"{assignment}.ipynb")
     stub = [line.strip() for line in code_stub()]
     pasted = 0
@@ -281,8 +347,15 @@ def test_the_release_passes_with_the_instructor_answers(student_env, assignment,
             cell.source = paste(cell.source, regions[gid], stub, f"{assignment}: {gid}")
             pasted += 1
     assert pasted == len(regions) > 0
+    return nb
+
+
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_the_release_passes_with_the_instructor_answers(request, assignment, tmp_path):
+    folder, nb = release(assignment, tmp_path)
+    nb = with_answers(assignment, nb)
     start = time.monotonic()
-    student_env.execute(nb, folder)
+    env_for(request, assignment).execute(nb, folder)
     print(f"\n{assignment} with the answers: {time.monotonic() - start:.1f} s")
     failed = [f"{describe(c)}: {e.ename}: {e.evalue}" for c in nb.cells for e in errors(c)]
     assert not failed, "\n".join(failed)
@@ -294,11 +367,11 @@ def test_the_release_passes_with_the_instructor_answers(student_env, assignment,
 
 
 @pytest.mark.parametrize("assignment", ASSIGNMENTS)
-def test_the_untouched_release_fails_every_test_cell_clearly(student_env, assignment, tmp_path):
+def test_the_untouched_release_fails_every_test_cell_clearly(request, assignment, tmp_path):
     folder, nb = release(assignment, tmp_path)
     names = {t.grade_id: t.name for t in tasks.assignment(assignment).tasks}
     start = time.monotonic()
-    student_env.execute(nb, folder)
+    env_for(request, assignment).execute(nb, folder)
     print(f"\n{assignment} untouched: {time.monotonic() - start:.1f} s")
     problems = []
     test_cells = [c for c in nb.cells if is_test_cell(c)]
@@ -316,3 +389,18 @@ def test_the_untouched_release_fails_every_test_cell_clearly(student_env, assign
         elif names[gid] not in found[0].evalue:
             problems.append(f"{gid}'s message does not name {names[gid]}: {found[0].evalue!r}")
     assert not problems, "\n".join(problems)
+
+
+@pytest.mark.parametrize("assignment", [a for a in ASSIGNMENTS if needs_torch(a)])
+def test_without_torch_the_numpy_tasks_still_run(student_env, assignment, tmp_path):
+    """In the light env, a notebook that imports torch fails from its torch setup cell on;
+    everything before it runs, its visible tests included."""
+    folder, nb = release(assignment, tmp_path)
+    student_env.execute(with_answers(assignment, nb), folder)
+    first = next(i for i, c in enumerate(nb.cells)
+                 if c.cell_type == "code" and "import torch" in c.source)
+    before = [c for c in nb.cells[:first] if c.cell_type == "code"]
+    assert any(is_test_cell(c) for c in before)
+    failed = [f"{describe(c)}: {e.ename}" for c in before for e in errors(c)]
+    assert not failed, failed
+    assert [e.ename for e in errors(nb.cells[first])] == ["ModuleNotFoundError"]

@@ -7,8 +7,8 @@ your function on those inputs and, when the answer is wrong, says which mistake 
 Nothing here computes an answer: it only compares yours with numbers stored at release time.
 
 An answer is read into a tuple of float arrays by its *kind* (:class:`Array`, :class:`Arrays`,
-:class:`Layers`, :class:`Forward`, :class:`Shapes`, :class:`Values`); the grader's hidden checks
-read answers with the same kinds.
+:class:`Layers`, :class:`Forward`, :class:`Shapes`, :class:`Values`, :class:`Step`,
+:class:`Trajectory`); the grader's hidden checks read answers with the same kinds.
 """
 
 from __future__ import annotations
@@ -24,7 +24,8 @@ import numpy as np
 from . import codec, gradcheck, testfunctions
 
 __all__ = ["Array", "Arrays", "Forward", "Layers", "Shapes", "Values", "VisibleTests",
-           "close", "diagnose", "difference", "distance", "kind_from_plain", "unchanged"]
+           "close", "diagnose", "difference", "distance", "kind_from_plain", "unchanged",
+           "Step", "Trajectory"]
 
 VISIBLE_DIR = "BACKPROPBOOK_VISIBLE_DIR"  # where the grader keeps its trusted copy
 _TUPLES = {2: "pair", 3: "triple"}
@@ -47,8 +48,17 @@ def _is_plain(value):
     return False
 
 
+def _is_torch(value):
+    """A torch tensor, here or as the sandbox sent it (a codec.Unsupported naming its type)."""
+    kind = value.type_name if isinstance(value, codec.Unsupported) else type(value).__module__
+    return str(kind).startswith("torch")
+
+
 def _array(value, label, shape, function, hint=""):
     """``value`` as a float64 array of ``shape``, or an AssertionError that says what is wrong."""
+    if _is_torch(value):
+        raise AssertionError(f"wrong return type: {label} (from {function}) is a torch tensor: "
+                             "return a NumPy array, tensor.detach().numpy()")
     if not _is_plain(value):
         raise AssertionError(f"wrong return type: {label} (from {function}) should be a NumPy "
                              f"array of floats of shape {tuple(shape)}, got {type(value).__name__}")
@@ -235,7 +245,101 @@ class Values:
         return (values.real,)
 
 
-KINDS = {cls.__name__: cls for cls in (Array, Arrays, Layers, Forward, Shapes, Values)}
+@dataclass(frozen=True)
+class Step:
+    """An optimizer step's ``(new_params, new_state)``, read as ``(*new_params, *new_state)``.
+
+    ``new_params`` is a list of arrays, one per parameter. ``new_state`` is a list of arrays
+    shaped like the parameters, named ``state`` (``keys == ()``: the velocities), or a dict with
+    the ``keys``: ``"t"`` an int (the steps taken), every other key a list of arrays shaped like
+    the parameters, in the order of ``keys``.
+    """
+
+    state: str = "new_state"
+    keys: tuple = ()
+
+    def _count(self, expected):
+        lists = len(self.keys) - ("t" in self.keys) if self.keys else 1
+        return (len(expected) - ("t" in self.keys)) // (1 + lists)
+
+    def labels(self, expected):
+        n = self._count(expected)
+        out = [f"new_params[{i}]" for i in range(n)]
+        if not self.keys:
+            return out + [f"{self.state}[{i}]" for i in range(n)]
+        for key in self.keys:
+            out += [f'{self.state}["t"]'] if key == "t" else [
+                f'{self.state}["{key}"][{i}]' for i in range(n)]
+        return out
+
+    def read(self, value, case, expected, function):
+        n, labels = self._count(expected), self.labels(expected)
+        _sequence(value, 2, function, f"a pair (new_params, {self.state})")
+        new_params, state = value
+        _sequence(new_params, n, function, f"new_params as a list of {n} arrays, one per "
+                  "parameter")
+        lists = [new_params]
+        if not self.keys:
+            lists.append(_sequence(state, n, function, f"{self.state} as a list of {n} arrays, "
+                                   "one per parameter"))
+        else:
+            if not isinstance(state, dict):
+                raise _wrong_type(function, f"{self.state} as a dict with the keys "
+                                  f"{', '.join(self.keys)}", state)
+            missing = [k for k in self.keys if k not in state]
+            if missing:
+                raise AssertionError(f"{function}: {self.state} has no key "
+                                     f"{', '.join(map(repr, missing))}")
+            for key in self.keys:
+                if key == "t":
+                    t = state["t"]
+                    if not isinstance(t, (int, np.integer)) or isinstance(t, bool):
+                        raise AssertionError(f'{function}: {self.state}["t"] should be an int, '
+                                             f"the number of steps taken, got {t!r}")
+                    lists.append([float(t)])
+                else:
+                    lists.append(_sequence(state[key], n, function, f'{self.state}["{key}"] as '
+                                           f"a list of {n} arrays, one per parameter"))
+        flat = [v for values in lists for v in values]
+        return tuple(_array(v, label, e.shape, function)
+                     for v, label, e in zip(flat, labels, expected))
+
+
+@dataclass(frozen=True)
+class Trajectory:
+    """A training run's ``(losses, params)``: the loss of every step (a list of floats) and the
+    parameters after training, a list of arrays named ``names`` (``model.parameters()`` order).
+    """
+
+    names: tuple
+
+    def labels(self, expected):
+        return ["losses", *self.names]
+
+    def read(self, value, case, expected, function):
+        _sequence(value, 2, function, "a pair (losses, params)")
+        losses, params = value
+        if isinstance(losses, np.ndarray) and losses.ndim == 1:
+            losses = list(losses)
+        steps = expected[0].shape[0]
+        _sequence(losses, steps, function, f"losses as a list of {steps} floats, one per step")
+        if not all(_is_plain(loss) and np.ndim(loss) == 0 for loss in losses):
+            found = sorted({type(loss).__name__ if not isinstance(loss, codec.Unsupported)
+                            else loss.type_name for loss in losses if not _is_plain(loss)})
+            raise AssertionError(f"wrong return type: losses (from {function}) should be "
+                                 f"floats, one per step (loss.item()), got {', '.join(found)}")
+        n = len(self.names)
+        _sequence(params, n, function, f"params as a list of {n} arrays in the order of "
+                  f"model.parameters(): {', '.join(self.names)}")
+        order = (" (params come in the order of model.parameters(), the order the layers are "
+                 f"made in: {', '.join(self.names)})")
+        return (_array(list(losses), "losses", expected[0].shape, function), *(
+            _array(v, name, e.shape, function, order)
+            for v, name, e in zip(params, self.names, expected[1:])))
+
+
+KINDS = {cls.__name__: cls for cls in (Array, Arrays, Layers, Forward, Shapes, Values,
+                                      Step, Trajectory)}
 
 
 def kind_to_plain(kind):

@@ -51,7 +51,7 @@ import time
 import warnings
 from collections import Counter
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -60,7 +60,14 @@ from traitlets import Unicode
 
 from . import evaluate, kit, tasks
 from . import sandbox as sb
-from .submission import SubmissionError, assemble, find_notebook, read_notebook
+from .submission import (
+    SubmissionError,
+    _nbgrader,
+    assemble,
+    find_notebook,
+    is_test,
+    read_notebook,
+)
 
 FUNCTIONS = "backpropbook.testfunctions:FUNCTIONS"
 STATUS_DIR = "grading_status"
@@ -337,7 +344,10 @@ def grade_student(course, assignment, student, staging, limits=None):
         files = work / "files"
         shutil.copytree(folder, files, symlinks=True,
                         ignore=shutil.ignore_patterns("*.ipynb", ".ipynb_checkpoints"))
-        code = kit.build(work / "kit", tasks.withheld(assignment))
+        # One kit and one sandbox per profile: the modules a test cell's task withholds (the
+        # assignment's union for a test cell no task declares). One profile: one sandbox.
+        withheld, default = tasks.withheld_by_test(assignment), tuple(tasks.withheld(assignment))
+        kits = {}
         # The visible tests' data, the trusted copy: the setup cell loads it in the sandbox too.
         for data in course.path(course.release, ".", assignment).glob("*.visible.json"):
             shutil.copyfile(data, files / data.name)
@@ -351,11 +361,21 @@ def grade_student(course, assignment, student, staging, limits=None):
                                     as_version=4)
             built = assemble(source, release, read_notebook(path))
             outcome.notes += built.notes
-            with sb.Sandbox(files, code, functions=FUNCTIONS, cell_timeout=limits.cell_timeout,
-                            total_time=limits.total_time, memory=limits.memory,
-                            nproc=limits.nproc, cell_output=limits.cell_output) as box:
+            gids = [_nbgrader(cell)["grade_id"] for cell in built.notebook.cells if is_test(cell)]
+            routes = {gid: withheld.get(gid, default) for gid in gids}
+            with ExitStack() as boxes:
+                sandboxes = {}
+                for profile in dict.fromkeys(routes.values()) or [default]:
+                    if profile not in kits:
+                        kits[profile] = kit.build(work / f"kit-{len(kits)}", profile)
+                    sandboxes[profile] = boxes.enter_context(sb.Sandbox(
+                        files, kits[profile], functions=FUNCTIONS,
+                        cell_timeout=limits.cell_timeout, total_time=limits.total_time,
+                        memory=limits.memory, nproc=limits.nproc,
+                        cell_output=limits.cell_output,
+                        covers=kit.covers(kits[profile], profile)))
                 executed, tests, problems = evaluate.grade(
-                    built.notebook, box, seed,
+                    built.notebook, sandboxes, seed, routes=routes,
                     visible_dir=course.path(course.release, ".", assignment))
             outcome.tests.update(tests)
             outcome.notes += problems

@@ -1,8 +1,9 @@
 """Grading one assembled notebook: student cells in the sandbox, tests in this (trusted) process.
 
-The student's cells run in a :class:`~backpropgrader.sandbox.Sandbox`. The test cells never
-enter it: they run here, in a namespace made of the instructor's locked setup cells and of
-*proxies* for the names the student defines. A proxy sends its plain-data arguments into the
+The student's cells run in a :class:`~backpropgrader.sandbox.Sandbox` (or in several, one per
+profile: see :func:`grade`). The test cells never enter it: they run here, in a namespace
+made of the instructor's locked setup cells and of *proxies* for the names the student
+defines. A proxy sends its plain-data arguments into the
 sandbox, lets the student's function run there, and brings back plain data (arrays, numbers,
 strings, SymPy expressions rebuilt from an allow-list). Whatever the student's code does to its
 own process -- patched numpy, IPython hooks, objects that equal everything -- cannot reach the
@@ -228,21 +229,35 @@ def run_test(source, namespace, filename):
         return type(exc).__name__, text
 
 
-def grade(notebook, sandbox, seed, *, max_restarts=3, visible_dir=None):
+def _failed(outputs):
+    return any(o.get("output_type") == "error" for o in outputs)
+
+
+def grade(notebook, sandbox, seed, *, routes=None, max_restarts=3, visible_dir=None):
     """Run ``notebook`` (an assembled one) and its tests. Returns ``(notebook, tests, problems)``.
 
     The notebook comes back with outputs: the student's cells with what they printed in the
     sandbox, each test cell with nothing (passed) or one error output carrying the check's
     message. ``tests`` maps each test cell's grade_id to ``None`` or its message.
     ``visible_dir`` holds the trusted copy of the visible tests' data (the release folder).
+
+    ``sandbox`` is one sandbox, or a dict ``{profile: sandbox}`` (profiles are any keys; the
+    grader's are the sets of modules each sandbox withholds). With several, every student cell
+    runs in each sandbox, and ``routes`` maps each test cell's grade_id to the profile whose
+    sandbox its calls reach: the student's code answers a test only from its own sandbox. A
+    cell's outputs are those of the first sandbox where it raised nothing (of the first
+    sandbox if it raised in every one).
     """
-    session = Session(sandbox, max_restarts=max_restarts)
+    boxes = sandbox if isinstance(sandbox, dict) else {None: sandbox}
+    sessions = {profile: Session(box, max_restarts=max_restarts)
+                for profile, box in boxes.items()}
     setup = []
     for i, cell in enumerate(notebook.cells):
         if cell.cell_type != "code" or is_test(cell):
             continue
         label = _nbgrader(cell).get("grade_id") or f"#{i + 1}"
-        cell.outputs = session.run_cell(cell.source, label)
+        runs = [session.run_cell(cell.source, label) for session in sessions.values()]
+        cell.outputs = next((outputs for outputs in runs if not _failed(outputs)), runs[0])
         if _nbgrader(cell).get("locked") and not is_answer(cell):
             setup.append(cell.source)
 
@@ -266,6 +281,14 @@ def grade(notebook, sandbox, seed, *, max_restarts=3, visible_dir=None):
     for cell in notebook.cells:
         if not is_test(cell):
             continue
+        gid = _nbgrader(cell)["grade_id"]
+        if len(sessions) == 1:
+            (session,) = sessions.values()
+        elif routes is None or routes.get(gid) not in sessions:
+            raise ValueError(f"test cell {gid} has no sandbox: routes name none of "
+                             f"{len(sessions)} profiles for it")
+        else:
+            session = sessions[routes[gid]]
         for name in functions:
             namespace[name] = StudentFunction(session, name)
         for name in values:
@@ -273,10 +296,12 @@ def grade(notebook, sandbox, seed, *, max_restarts=3, visible_dir=None):
                 namespace[name] = session.get(name)
             except Exception:  # noqa: BLE001 -- undefined: the test's NameError says so
                 namespace.pop(name, None)
-        gid = _nbgrader(cell)["grade_id"]
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # checks that care turn them into errors
             message = run_test(cell.source, namespace, f"<test {gid}>")
         tests[gid] = None if message is None else message[1]
         cell.outputs = [] if message is None else [_error_output(*message)]
-    return notebook, tests, session.problems
+    if len(sessions) == 1:
+        return notebook, tests, session.problems
+    problems = [p for session in sessions.values() for p in session.problems]
+    return notebook, tests, list(dict.fromkeys(problems))  # a timeout in every sandbox: once

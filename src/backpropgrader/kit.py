@@ -5,10 +5,14 @@ it offers through every task's hidden checks), so it is copied as it is, except 
 assignment's tasks withhold (:attr:`backpropgrader.engine.Task.withheld`): each becomes a stub
 with the same names, whose functions raise when called. So ``from backpropbook.mlp import
 mlp_backward`` still imports, but using it as an answer fails with a message that says why.
-``torch``, when withheld, fails on import, saying why.
+``torch``, when withheld, fails on import, saying why: the kit's stub comes first on the
+sandbox's path, and :func:`covers` tells the sandbox to show it over the real torch too.
+
+Each sandbox has its own kit: the grader builds one per set of withheld modules (a profile).
 """
 
 import ast
+import importlib.util
 from pathlib import Path
 
 import backpropbook
@@ -72,3 +76,16 @@ def build(dest, withheld=()):
     for path in [dest, *dest.rglob("*")]:
         path.chmod(0o755 if path.is_dir() else 0o644)
     return dest
+
+
+def covers(dest, withheld=()):
+    """``{the grader's torch folder: the kit's stub}`` if the kit at ``dest`` withholds torch.
+
+    For :class:`~backpropgrader.sandbox.Sandbox`'s ``covers``: first on ``sys.path`` the stub
+    is only in the way, and code that takes /opt/kit off the path would import the real torch
+    from the virtualenv; shown over torch's own folder, the stub is all there is.
+    """
+    spec = importlib.util.find_spec("torch") if "torch" in withheld else None
+    if spec is None or spec.origin is None:
+        return {}
+    return {Path(spec.origin).parent: Path(dest) / "torch"}

@@ -160,6 +160,20 @@ def _claim_uid() -> tuple[int, int]:
     raise SandboxUnavailable("no free sandbox uid")
 
 
+def _inside(path) -> str | None:
+    """Where the sandbox shows ``path`` of this process's Python: the virtualenv at /opt/venv,
+    the base Python and /usr where they are; None if the sandbox does not show it."""
+    real = os.path.realpath(path)
+    places = [(sys.base_prefix, sys.base_prefix), ("/usr", "/usr")]
+    if sys.prefix != sys.base_prefix:
+        places.insert(0, (sys.prefix, "/opt/venv"))
+    for prefix, there in places:
+        root = os.path.realpath(prefix).rstrip("/")
+        if real == root or real.startswith(root + "/"):
+            return there.rstrip("/") + real[len(root):]
+    return None
+
+
 def _make_readable(root: Path) -> None:
     for dirpath, _dirnames, filenames in os.walk(root):
         os.chmod(dirpath, 0o755)
@@ -199,6 +213,9 @@ class Sandbox:
     (``file_size``), tmpfs bytes for /tmp and for /home/student (``disk``), captured output
     characters per cell (``cell_output``) and in total (``total_output``), response bytes
     (``response_bytes``), bytes kept from the raw stdout/stderr file descriptors (``raw_output``).
+    ``covers`` maps a folder of the grader's Python or virtualenv (as this process names it) to
+    a folder shown in its place, read-only: the kit's torch stub over the real torch, which
+    student code could otherwise import by taking /opt/kit off ``sys.path``.
     """
 
     def __init__(self, submission_dir=None, kit_dir=None, *, functions: str | None = None,
@@ -206,7 +223,7 @@ class Sandbox:
                  nproc: int = 64, file_size: int = 64 * MiB, disk: int = 256 * MiB,
                  cell_output: int = 100_000, total_output: int = 1_000_000,
                  response_bytes: int = 32 * MiB, raw_output: int = 64 * 1024,
-                 startup_timeout: float = 60.0):
+                 startup_timeout: float = 60.0, covers: dict | None = None):
         self.bwrap, self.setpriv = check_available()
         self.cell_timeout, self.total_time = cell_timeout, total_time
         self.memory, self.nproc, self.file_size, self.disk = memory, nproc, file_size, disk
@@ -214,6 +231,7 @@ class Sandbox:
         self.response_bytes, self._raw_cap, self.startup_timeout = (response_bytes, raw_output,
                                                                     startup_timeout)
         self.functions = functions
+        self.covers = {Path(hidden): Path(shown) for hidden, shown in (covers or {}).items()}
         self.time_used = 0.0
         self.last_warnings = []  # (category name, message) of the last call's warnings
         self.output_used = 0
@@ -284,6 +302,10 @@ class Sandbox:
                     cmd += ["--perms", "0755", "--dir", str(parent)]
             cmd += ["--ro-bind", str(src), dest]
             mounted.append(dest)
+        for hidden, shown in self.covers.items():
+            inside = _inside(hidden)
+            if inside is not None:  # a folder the sandbox shows: the cover goes on top of it
+                cmd += ["--ro-bind", str(shown), inside]
         real = os.path.realpath(sys.executable)
         if (not any(real.startswith(str(s).rstrip("/") + "/") for s, d in binds[:1])
                 and not real.startswith("/usr/")):

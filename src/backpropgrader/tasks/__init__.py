@@ -10,7 +10,7 @@ import importlib
 
 from backpropgrader import engine
 
-NAMES = ("scalar", "vector", "matrix")
+NAMES = ("scalar", "vector", "matrix", "training")
 
 
 def assignment(name):
@@ -23,6 +23,14 @@ def assignment(name):
 def withheld(name):
     """The modules the sandbox withholds for assignment ``name`` (none if it declares no task)."""
     return assignment(name).withheld if name in NAMES else []
+
+
+def withheld_by_test(name):
+    """{test cell grade_id: the modules withheld while it runs} for assignment ``name`` ({} if
+    it declares no task): the grader runs each distinct set in a sandbox of its own."""
+    if name not in NAMES:
+        return {}
+    return {t.grade_id: tuple(sorted(t.withheld)) for t in assignment(name).tasks}
 
 
 def check(assignment_name, task_name, fn, seed=0):
