@@ -130,3 +130,16 @@ def test_no_execution_failure_reports(book_build):
     """myst-nb writes a report per failing notebook into <html>/reports."""
     reports = book_build.html_dir / "reports"
     assert not reports.exists() or not any(reports.iterdir()), sorted(reports.iterdir())
+
+
+@pytest.mark.parametrize("docname", toc_docnames())
+def test_no_code_cell_writes_to_stderr(book_build, docname):
+    """A warning or a log line a chapter's code prints lands on the student's page: none may."""
+    executed = book_build.execute_dir / f"{docname}.ipynb"
+    if not executed.is_file():
+        return  # a page without code cells (test_every_code_cell_was_executed checks which)
+    cells = json.loads(executed.read_text(encoding="utf-8"))["cells"]
+    printed = [(i, text(o.get("text", ""))[:300]) for i, c in enumerate(cells)
+               for o in c.get("outputs", [])
+               if o.get("output_type") == "stream" and o.get("name") == "stderr"]
+    assert not printed, f"{docname}: cells (0-based, all cells) wrote to stderr: {printed}"

@@ -55,16 +55,26 @@ def test_error_is_order_h_squared_on_a_cubic(x0):
     assert errors[1] / errors[2] == pytest.approx(4, rel=1e-3)
 
 
-def test_accepts_lists_scalars_and_integer_arrays():
-    np.testing.assert_allclose(centered_difference(lambda v: np.sum(v**2), [1, 2, 3]),
-                               [2, 4, 6], atol=1e-8)
+@pytest.mark.parametrize("difference, h, atol", [(centered_difference, 1e-6, 1e-8),
+                                                (forward_difference, 1e-7, 1e-5)])
+def test_accepts_lists_scalars_and_integer_arrays(difference, h, atol):
+    np.testing.assert_allclose(difference(lambda v: np.sum(v**2), [1, 2, 3], h=h),
+                               [2, 4, 6], atol=atol)
     # An integer array must not truncate x + h back to an integer.
     np.testing.assert_allclose(
-        centered_difference(lambda v: np.sum(v**2), np.array([[1, 2], [3, 4]])),
-        [[2, 4], [6, 8]], atol=1e-8)
-    scalar = centered_difference(lambda v: 3.0 * v, 2.0)
+        difference(lambda v: np.sum(v**2), np.array([[1, 2], [3, 4]]), h=h),
+        [[2, 4], [6, 8]], atol=atol)
+    scalar = difference(lambda v: 3.0 * v, 2.0, h=h)
     assert np.shape(scalar) == ()
     assert float(scalar) == pytest.approx(3.0, abs=1e-8)
+
+
+def recording(seen):
+    """A smooth f(v) that keeps a copy of every point it is evaluated at in ``seen``."""
+    def f(v):
+        seen.append(np.array(v, copy=True))
+        return float(np.sum(np.sin(v)))
+    return f
 
 
 @FAST
@@ -73,11 +83,7 @@ def test_does_not_mutate_x_and_nudges_one_entry_at_a_time(x):
     x_before = x.copy()
     h = 1e-4
     seen = []
-
-    def f(v):
-        seen.append(np.array(v, copy=True))
-        return float(np.sum(np.sin(v)))
-
+    f = recording(seen)
     centered_difference(f, x, h=h)
     np.testing.assert_array_equal(x, x_before)
     assert len(seen) == 2 * x.size
@@ -202,28 +208,13 @@ def test_forward_difference_error_is_order_h(x0):
     assert errors[1] / errors[2] == pytest.approx(2, rel=1e-5)
 
 
-def test_forward_difference_accepts_lists_scalars_and_integer_arrays():
-    np.testing.assert_allclose(forward_difference(lambda v: np.sum(3 * v), [1, 2, 3]),
-                               [3, 3, 3], atol=1e-8)
-    np.testing.assert_allclose(  # an integer x must not truncate x + h to an integer
-        forward_difference(lambda v: np.sum(v**2), np.array([[1, 2], [3, 4]]), h=1e-7),
-        [[2, 4], [6, 8]], atol=1e-5)
-    scalar = forward_difference(lambda v: 3.0 * v, 2.0)
-    assert np.shape(scalar) == ()
-    assert float(scalar) == pytest.approx(3.0, abs=1e-8)
-
-
 @FAST
 @given(arrays_of_any_shape())
 def test_forward_difference_evaluates_once_at_x_then_once_per_entry(x):
     x_before = x.copy()
     h = 1e-4
     seen = []
-
-    def f(v):
-        seen.append(np.array(v, copy=True))
-        return float(np.sum(np.sin(v)))
-
+    f = recording(seen)
     forward_difference(f, x, h=h)
     np.testing.assert_array_equal(x, x_before)
     assert len(seen) == x.size + 1
