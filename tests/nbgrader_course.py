@@ -243,3 +243,61 @@ def grade_course(root, assignment, source_nb, mistakes):
             for s in submissions
         },
     )
+
+
+ROUND_OFF = 1e-12  # float64 kernels of torch and BLAS round differently on different CPUs
+MISTAKE_ROUND_OFF = 1e-4  # some mistakes compute in float32, one trains in it for steps
+
+
+def _differences(stored, fresh, where="data", rtol=ROUND_OFF):
+    """Where two decoded visible-data trees differ: structure and text exactly, floats up to
+    round-off (``rtol``; under a "mistakes" key, MISTAKE_ROUND_OFF)."""
+    import numpy as np
+
+    if isinstance(stored, dict):
+        if not isinstance(fresh, dict) or list(stored) != list(fresh):
+            other = list(fresh) if isinstance(fresh, dict) else fresh
+            return [f"{where}: keys {list(stored)} != {other!r:.80}"]
+        return [d for k in stored for d in _differences(
+            stored[k], fresh[k], f"{where}[{k!r}]",
+            MISTAKE_ROUND_OFF if k == "mistakes" else rtol)]
+    if isinstance(stored, (list, tuple)):
+        if type(stored) is not type(fresh) or len(stored) != len(fresh):
+            return [f"{where}: {type(stored).__name__} of {len(stored)} != {fresh!r:.80}"]
+        return [d for k, (s, f) in enumerate(zip(stored, fresh))
+                for d in _differences(s, f, f"{where}[{k}]", rtol)]
+    if isinstance(stored, np.ndarray):
+        same = (isinstance(fresh, np.ndarray) and stored.dtype == fresh.dtype
+                and stored.shape == fresh.shape)
+        if same and stored.dtype.kind in "fc":
+            same = bool(np.allclose(stored, fresh, rtol=rtol, atol=0.0, equal_nan=True))
+        elif same:
+            same = bool(np.array_equal(stored, fresh))
+        return [] if same else [f"{where}: {stored!r:.80} != {fresh!r:.80}"]
+    if isinstance(stored, float) and isinstance(fresh, float):
+        close = stored == fresh or abs(stored - fresh) <= rtol * abs(stored)
+        return [] if close else [f"{where}: {stored!r} != {fresh!r}"]
+    return [] if type(stored) is type(fresh) and stored == fresh else [
+        f"{where}: {stored!r:.80} != {fresh!r:.80}"]
+
+
+def assert_visible_data_current(assignment, data):
+    """The committed visible tests' data, ``solutions/<a>/<a>.visible.json``, is what the
+    declarations give now (``data``, from ``engine.visible_data``), and the release holds the
+    same file; returns its text.
+
+    Structure, cases and messages must be identical; the numbers may differ by round-off
+    (torch's kernels round differently on different CPUs): 1e-12 relative at most, 1e-4 for
+    the answers of the mistakes (some compute in float32; a visible test tells a mistake by
+    an answer within 1% of its distance from the right one, far coarser).
+    """
+    from backpropbook import codec, testfunctions
+
+    functions = testfunctions.FUNCTIONS
+    text = (REPO / "solutions" / assignment / f"{assignment}.visible.json").read_text()
+    released = REPO / "exercises" / assignment / f"{assignment}.visible.json"
+    assert released.read_text() == text, f"{released} is not the instructor's copy: make release"
+    fresh = codec.decode(codec.encode(data, functions=functions), functions=functions)
+    problems = _differences(codec.decode(text, functions=functions), fresh)
+    assert not problems, f"run `make release`: {problems[0]} ({len(problems)} differences)"
+    return text

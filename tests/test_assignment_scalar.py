@@ -37,6 +37,7 @@ from nbgrader_course import (
     REPO,
     assert_release_gives_nothing_away,
     assert_release_is_generated,
+    assert_visible_data_current,
     autograded_ids,
     cells_by_grade_id,
     code,
@@ -900,11 +901,7 @@ def test_release_gives_nothing_away(source_nb):
 
 
 def test_visible_data_is_what_the_declarations_give():
-    written = codec.encode(engine.visible_data(declared.ASSIGNMENT.tasks),
-                           functions=testfunctions.FUNCTIONS) + "\n"
-    for folder in (SOURCE_DIR, RELEASE.parent):
-        assert (folder / f"{ASSIGNMENT}.visible.json").read_text() == written, \
-            "run `make release`"
+    assert_visible_data_current(ASSIGNMENT, engine.visible_data(declared.ASSIGNMENT.tasks))
 
 
 def test_untouched_release_fails_every_visible_test(source_nb, visible_tests):
