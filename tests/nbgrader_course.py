@@ -12,7 +12,7 @@ import shutil
 import subprocess
 import sys
 import textwrap
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import nbformat
@@ -203,6 +203,31 @@ def assert_release_gives_nothing_away(source_nb, release_path):
     for cell in release_nb.cells:
         if cell.cell_type == "code":
             assert cell.outputs == [] and cell.execution_count is None
+
+
+@dataclass
+class Mistake:
+    """Student code for some answer cells and the messages it must earn.
+
+    ``hidden``: failing task (its key) -> substrings of its hidden check's message (the other
+    tasks pass). ``visible``: the same for the visible tests (default: as hidden; {} where the
+    visible case cannot tell). ``notebook``: what the autograded cell must show, where the
+    sandbox says it differently (default: the visible message, else the hidden one).
+    """
+
+    sources: dict
+    hidden: dict
+    visible: dict = None
+    in_notebook: bool = False  # also graded in the real nbgrader course
+    notebook: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        if self.visible is None:
+            self.visible = self.hidden
+
+    def notebook_messages(self):
+        return {task: self.notebook.get(task) or self.visible.get(task) or substrings
+                for task, substrings in self.hidden.items()}
 
 
 def code(text):

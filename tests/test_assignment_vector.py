@@ -17,7 +17,6 @@ import ast
 import dataclasses
 import json
 import warnings
-from dataclasses import dataclass, field
 
 import numpy as np
 import pytest
@@ -31,6 +30,7 @@ from backpropgrader import engine
 from backpropgrader.tasks import vector
 from nbgrader_course import (
     REPO,
+    Mistake,
     assert_release_gives_nothing_away,
     assert_release_is_generated,
     assert_visible_data_current,
@@ -82,31 +82,6 @@ def monkeypatch_module():
 # ---------------------------------------------------------------------------------------------
 # The typical mistakes, as a student writes them
 # ---------------------------------------------------------------------------------------------
-
-
-@dataclass
-class Mistake:
-    """Student code for some answer cells and the messages it must earn.
-
-    ``hidden``: failing task -> substrings of its hidden check's message (the other tasks
-    pass). ``visible``: the same for the visible tests (default: as hidden; {} where the
-    visible case cannot tell). ``notebook``: what the autograded cell must show, where the
-    sandbox says it differently (default: the visible message, else the hidden one).
-    """
-
-    sources: dict
-    hidden: dict
-    visible: dict = None
-    in_notebook: bool = False  # also graded in the real nbgrader course
-    notebook: dict = field(default_factory=dict)
-
-    def __post_init__(self):
-        if self.visible is None:
-            self.visible = self.hidden
-
-    def notebook_messages(self):
-        return {task: self.notebook.get(task) or self.visible.get(task) or substrings
-                for task, substrings in self.hidden.items()}
 
 
 def _literal(value):

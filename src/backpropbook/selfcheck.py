@@ -8,7 +8,8 @@ Nothing here computes an answer: it only compares yours with numbers stored at r
 
 An answer is read into a tuple of float arrays by its *kind* (:class:`Array`, :class:`Arrays`,
 :class:`Layers`, :class:`Forward`, :class:`Shapes`, :class:`Values`, :class:`Step`,
-:class:`Trajectory`); the grader's hidden checks read answers with the same kinds.
+:class:`Trajectory`, :class:`Gradients`); the grader's hidden checks read answers with the same
+kinds. A kind's ``labels(expected, case)`` names the arrays of an answer in messages.
 """
 
 from __future__ import annotations
@@ -25,10 +26,10 @@ from . import codec, gradcheck, testfunctions
 
 __all__ = ["Array", "Arrays", "Forward", "Layers", "Shapes", "Values", "VisibleTests",
            "close", "diagnose", "difference", "distance", "kind_from_plain", "unchanged",
-           "Step", "Trajectory"]
+           "Step", "Trajectory", "Gradients"]
 
 VISIBLE_DIR = "BACKPROPBOOK_VISIBLE_DIR"  # where the grader keeps its trusted copy
-_TUPLES = {2: "pair", 3: "triple"}
+_TUPLES = {1: "1-tuple", 2: "pair", 3: "triple"}
 
 
 def _wrong_type(function, what, value):
@@ -88,7 +89,7 @@ class Array:
     name: str
     hint: str = ""
 
-    def labels(self, expected):
+    def labels(self, expected, case=None):
         return [self.name]
 
     def read(self, value, case, expected, function):
@@ -102,7 +103,7 @@ class Arrays:
     names: tuple
     hints: tuple = ()
 
-    def labels(self, expected):
+    def labels(self, expected, case=None):
         return list(self.names)
 
     def read(self, value, case, expected, function):
@@ -120,7 +121,7 @@ class Layers:
 
     names: tuple
 
-    def labels(self, expected):
+    def labels(self, expected, case=None):
         k = len(self.names)
         return [f"{self.names[i % k]}[{i // k + 1}]" for i in range(len(expected))]
 
@@ -143,7 +144,7 @@ class Layers:
 class Forward:
     """``(z, a)``: a list of L pre-activations and a list of L + 1 activations, a[0] = x."""
 
-    def labels(self, expected):
+    def labels(self, expected, case=None):
         L = (len(expected) - 1) // 2
         return [f"z[{l}]" for l in range(1, L + 1)] + [f"a[{l}]" for l in range(L + 1)]
 
@@ -164,7 +165,7 @@ class Shapes:
 
     keys: tuple
 
-    def labels(self, expected):
+    def labels(self, expected, case=None):
         return [f"shape of {k}" for k in self.keys]
 
     def read(self, value, case, expected, function):
@@ -199,7 +200,7 @@ class Values:
     name: str
     matrix: bool = False
 
-    def labels(self, expected):
+    def labels(self, expected, case=None):
         return [self.name]
 
     def read(self, value, case, expected, function):
@@ -262,7 +263,7 @@ class Step:
         lists = len(self.keys) - ("t" in self.keys) if self.keys else 1
         return (len(expected) - ("t" in self.keys)) // (1 + lists)
 
-    def labels(self, expected):
+    def labels(self, expected, case=None):
         n = self._count(expected)
         out = [f"new_params[{i}]" for i in range(n)]
         if not self.keys:
@@ -313,7 +314,7 @@ class Trajectory:
 
     names: tuple
 
-    def labels(self, expected):
+    def labels(self, expected, case=None):
         return ["losses", *self.names]
 
     def read(self, value, case, expected, function):
@@ -338,8 +339,35 @@ class Trajectory:
             for v, name, e in zip(params, self.names, expected[1:])))
 
 
+@dataclass(frozen=True)
+class Gradients:
+    """A dict ``{node name: gradient}`` with an entry for each name in the case's ``_names``,
+    each gradient of its node's shape (entries for other names are not read)."""
+
+    function: str = "backward"
+
+    def labels(self, expected, case=None):
+        if not case:
+            return [f"gradient {k}" for k in range(len(expected))]
+        return [f"the gradient of {name!r}" for name in case["_names"]]
+
+    def read(self, value, case, expected, function):
+        names = case["_names"]
+        if not isinstance(value, dict):
+            raise _wrong_type(function, "a dict {node name: gradient}", value)
+        missing = [name for name in names if name not in value]
+        if missing:
+            raise AssertionError(
+                f"{function}: the dict has no entry for {', '.join(map(repr, missing))}: return "
+                "one gradient for every node the output depends on, the output itself, the "
+                "intermediate nodes and the leaves")
+        return tuple(_array(value[name], f"the gradient of {name!r}", e.shape, function,
+                            " (a node's gradient has the shape of its value)")
+                     for name, e in zip(names, expected))
+
+
 KINDS = {cls.__name__: cls for cls in (Array, Arrays, Layers, Forward, Shapes, Values,
-                                      Step, Trajectory)}
+                                      Step, Trajectory, Gradients)}
 
 
 def kind_to_plain(kind):
@@ -470,6 +498,6 @@ class VisibleTests:
                 mistakes = [(m, tuple(np.asarray(x, dtype=float) for x in wrong))
                             for m, wrong in case["mistakes"]]
                 message = diagnose(answer, expected, mistakes, spec["rtol"], spec["atol"]) or \
-                    difference(kind.labels(expected), answer, expected, spec["rtol"],
-                               spec["atol"], "right answer")
+                    difference(kind.labels(expected, case["extras"]), answer, expected,
+                               spec["rtol"], spec["atol"], "right answer")
                 raise AssertionError(f"{case['description']}: {message}")

@@ -88,6 +88,8 @@ class Task:
             return (np.asarray(value, dtype=float),)
         if isinstance(self.kind, selfcheck.Shapes):
             return tuple(np.asarray(value[k], dtype=float) for k in self.kind.keys)
+        if isinstance(self.kind, selfcheck.Gradients):
+            return tuple(np.asarray(value[k], dtype=float) for k in case["_names"])
         return _flatten(value)
 
     def description(self, case):
@@ -203,7 +205,8 @@ def explain(task, case, answer, expected=None):
     mistakes = [(m.message, task.answer_of(m.answer, case))
                 for m in task.mistakes(*task.args(case), **task.extras(case))]
     return diagnose(answer, expected, mistakes, task.rtol, task.atol) or difference(
-        task.kind.labels(expected), answer, expected, task.rtol, task.atol, task.oracle_name)
+        task.kind.labels(expected, task.extras(case)), answer, expected, task.rtol, task.atol,
+        task.oracle_name)
 
 
 def check(task, fn, seed=0):

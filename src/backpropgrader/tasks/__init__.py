@@ -10,7 +10,7 @@ import importlib
 
 from backpropgrader import engine
 
-NAMES = ("scalar", "vector", "matrix", "training")
+NAMES = ("scalar", "vector", "matrix", "training", "autodiff")
 
 
 def assignment(name):
