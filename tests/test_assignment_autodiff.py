@@ -214,8 +214,7 @@ MISTAKES = {
     "sweep_leaves_only": Mistake(
         sweep(result='{n: g for n, g in grads.items() if not nodes[n]["inputs"]}'),
         {t: ["the dict has no entry for", "the intermediate nodes"] for t in SWEEPS}),
-    # grades kept in the nodes' dicts: seen by the engine and the visible tests (in the
-    # course, the sandbox returns no arguments)
+    # gradients kept in the nodes' dicts: the sandbox sends the changed arguments back
     "sweep_writes_into_nodes": Mistake(
         {"backward": code(SWEEP.format(
             order=TOPOLOGICAL, start="G + 0.0", visit="reversed(order)",
@@ -224,7 +223,7 @@ MISTAKES = {
                                     "    for name in order:\n"
                                     "        nodes[name][\"grad\"] = grads[name]\n"
                                     "    return grads"))},
-        {t: ["changed its argument nodes"] for t in SWEEPS}),
+        {t: ["changed its argument nodes"] for t in SWEEPS}, in_notebook=True),
 }
 
 

@@ -337,7 +337,7 @@ MISTAKES = {
                     a.append(float(g(w[l])))
                 return w.copy(), np.array(a)
             ''')},
-        {"chain_forward": ["changed its argument w"]},
+        {"chain_forward": ["changed its argument w"]}, in_notebook=True,
     ),
     "forward_swapped": Mistake(
         {"chain_forward": code('''

@@ -354,6 +354,7 @@ def forward(x, w):
     assert back_args[6] == {"nested": {"k": (math.inf, -0.0)}}
     assert math.isnan(back_args[7]) and back_args[8] == 10 ** 30 and back_args[9] == "naïve ✓"
     assert np.array_equal(back_kwargs["kw"], np.eye(2))
+    assert sb.last_args_after is None  # echo changes nothing
     expr = sb.call("sigmoid_expr")
     z = sp.Symbol("z", real=True)
     assert sp.simplify(expr - 1 / (1 + sp.exp(-z))) == 0
@@ -367,6 +368,49 @@ def forward(x, w):
         sb.call("no_such_function")
     assert info.value.type == "NameError"
     assert sb.get("np.pi") == math.pi
+
+
+def test_a_call_that_changes_its_arguments_in_place_says_so(sb):
+    ok(sb, """
+import numpy as np
+def scale_in_place(x, table, n):
+    x *= 2.0
+    table["seen"] = True
+    return n + 1
+def untouched(x, table, n):
+    return float(x.sum())
+def poisoned(x, table, n):
+    table["object"] = object()
+    return 0
+""")
+    x, table = np.array([1.0, -2.0]), {"k": [np.zeros(2)]}
+    assert sb.call("untouched", [x, table, 3]) == -1.0 and sb.last_args_after is None
+    assert sb.call("scale_in_place", [x, table, 3]) == 4
+    after_x, after_table, after_n = sb.last_args_after
+    assert np.array_equal(after_x, [2.0, -4.0]) and after_n == 3
+    assert after_table == {"k": after_table["k"], "seen": True}
+    assert np.array_equal(x, [1.0, -2.0])  # the sandbox only reports; the caller decides
+    sb.call("poisoned", [x, table, 3])
+    assert isinstance(sb.last_args_after[1]["object"], codec.Unsupported)
+
+
+def test_write_back_leaves_the_callers_arguments_as_an_in_process_call_would():
+    from backpropgrader.evaluate import write_back
+
+    x, rows, table = np.array([1.0, 2.0]), [np.zeros(2), 1.0], {"a": np.ones(1), "gone": 1}
+    inner = rows[0]
+    assert write_back([x, rows, table, 5], [np.array([3.0, 4.0]), [np.array([7.0, 8.0]), 2.0],
+                                            {"a": np.array([9.0]), "new": "n"}, 5])
+    assert np.array_equal(x, [3.0, 4.0]) and rows[0] is inner and np.array_equal(inner, [7, 8])
+    assert rows[1] == 2.0 and table == {"a": table["a"], "new": "n"}
+    assert np.array_equal(table["a"], [9.0])
+    # the arguments themselves (a tuple): what cannot change in place fails
+    assert not write_back((x,), codec.Unsupported("object"))
+    assert not write_back((x,), [np.zeros(3)])  # a new shape cannot be written in place
+    rows = [x]
+    assert write_back(rows, [np.zeros(3)]) and rows[0].shape == (3,)  # a list item is replaced
+    y = (np.zeros(1),)
+    assert write_back(y, (np.ones(1),)) and y[0][0] == 1.0
 
 
 def test_student_objects_never_reach_the_trusted_side(sb):

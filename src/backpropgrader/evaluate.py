@@ -20,8 +20,9 @@ import warnings
 from dataclasses import dataclass, field
 
 import nbformat
+import numpy as np
 
-from backpropbook import selfcheck
+from backpropbook import codec, selfcheck
 
 from . import sandbox as sb
 from .submission import _nbgrader, is_answer, is_test
@@ -114,6 +115,11 @@ class Session:
             raise RuntimeError(f"{name} ended the notebook's process ({exc.reason})") from None
         except (sb.OutputLimit, sb.ProtocolError) as exc:
             raise ValueError(f"{name} returned something that cannot be graded: {exc}") from None
+        after = getattr(self.sandbox, "last_args_after", None)
+        if after is not None:  # the student's function changed its arguments: so do we
+            if not write_back(args, after):
+                raise ValueError(f"{name} changed its arguments into something that cannot be "
+                                 "graded: do not change the inputs")
         for category, message in getattr(self.sandbox, "last_warnings", []) or []:
             cls = getattr(builtins, category, None)
             if not (isinstance(cls, type) and issubclass(cls, Warning)):
@@ -134,6 +140,49 @@ class Session:
             self._recover(what)
         except sb.SandboxError as exc:
             self.problems.append(f"could not restart the notebook: {exc}")
+
+
+def write_back(before, after):
+    """Change ``before`` in place into ``after``, as far as Python lets it: arrays, lists and
+    dicts in place (recursively, so that what they hold keeps its identity), tuples through
+    their items; numbers and strings cannot change in place and are left. False if ``after``
+    cannot be written back (an unencodable value, an array whose shape or type changed).
+
+    The sandbox returns a call's arguments when the call changed them; the checks then see the
+    change as they would in the student's own process (a check that says "do not change the
+    inputs").
+    """
+    if isinstance(after, codec.Unsupported):
+        return False
+    if isinstance(before, np.ndarray):
+        if not isinstance(after, np.ndarray) or after.shape != before.shape:
+            return False
+        if not np.array_equal(before, after, equal_nan=True):
+            before[...] = after
+        return True
+    if isinstance(before, list) and isinstance(after, list):
+        if len(before) != len(after):
+            before[:] = after
+        for k, (b, a) in enumerate(zip(before, after)):
+            if not (_mutable(b) and write_back(b, a)):
+                before[k] = a
+        return True
+    if isinstance(before, dict) and isinstance(after, dict):
+        for key in [k for k in before if k not in after]:
+            del before[key]
+        for key, value in after.items():
+            if key in before and _mutable(before[key]) and write_back(before[key], value):
+                continue
+            before[key] = value
+        return True
+    if isinstance(before, tuple) and isinstance(after, (tuple, list)) and len(before) == len(
+            after):
+        return all(write_back(b, a) for b, a in zip(before, after) if _mutable(b))
+    return True  # immutable: nothing to write
+
+
+def _mutable(value):
+    return isinstance(value, (np.ndarray, list, dict, tuple))
 
 
 class StudentFunction:

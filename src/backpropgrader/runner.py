@@ -22,7 +22,9 @@ request:
 - ``{"op": "call", "name": str, "args": codec, "kwargs": codec}`` -> ``{"ok": true, "value":
   codec, "stdout", "stderr", "truncated"}`` or ``{"ok": false, "kind": "student", "type": str,
   "message": str, "traceback": str}``. ``name`` may be dotted (``obj.method``); arguments
-  ``{"__function__": name}`` resolve from the ``--functions`` registry.
+  ``{"__function__": name}`` resolve from the ``--functions`` registry. A call that changed
+  its positional arguments in place adds ``"args_after"``: their codec text after the call
+  (null if they no longer encode), so that the grader can see the change.
 - ``{"op": "get", "name": str}`` -> ``{"ok": true, "value": codec}`` (or an error as above)
 
 Other failures answer ``{"ok": false, "kind": "codec"|"limit"|"protocol", "message": str}``.
@@ -187,6 +189,7 @@ class Runner:
         if not isinstance(args, (list, tuple)) or not isinstance(kwargs, dict):
             return {"ok": False, "kind": "protocol",
                     "message": "args must be a list, kwargs a dict"}
+        before = self._encoded(args)
         out, err = self._capture()
         # Warnings the call raises travel back, so that a check can treat them as it would
         # in the student's own notebook (an overflow warning is a failed stability test).
@@ -201,7 +204,18 @@ class Runner:
         output = self._release(out, err)
         output["warnings"] = [[_safe(lambda w=w: w.category.__name__),
                                _safe(lambda w=w: str(w.message))[:1000]] for w in caught[:20]]
+        after = self._encoded(args)
+        if after != before:  # the call changed its arguments in place: say how
+            output["args_after"] = after
         return self._value(value, output)
+
+    def _encoded(self, args):
+        """The arguments as codec text, or None if they cannot be encoded (any more)."""
+        try:
+            return codec.encode(list(args), functions=self.functions,
+                                max_bytes=self.args.max_response)
+        except Exception:  # noqa: BLE001 -- student objects put into them can raise anything
+            return None
 
     def op_get(self, req):
         try:

@@ -234,6 +234,7 @@ class Sandbox:
         self.covers = {Path(hidden): Path(shown) for hidden, shown in (covers or {}).items()}
         self.time_used = 0.0
         self.last_warnings = []  # (category name, message) of the last call's warnings
+        self.last_args_after = None  # the last call's arguments if it changed them in place
         self.output_used = 0
         self.proc = None
         self._registry = None
@@ -565,14 +566,16 @@ class Sandbox:
         data.
 
         Raises StudentError if it raised, StudentTimeout, SandboxDied, OutputLimit (result too big).
-        Values the codec cannot carry come back as :class:`codec.Unsupported`.
+        Values the codec cannot carry come back as :class:`codec.Unsupported`. If the call
+        changed its positional arguments in place, ``last_args_after`` holds them as they are
+        after it (a list), or a :class:`codec.Unsupported` if they no longer encode; else None.
         """
         try:
             a = codec.encode(list(args), functions=self._registry)
             k = codec.encode(dict(kwargs or {}), functions=self._registry)
         except codec.EncodeError as exc:
             raise ProtocolError(f"cannot send the arguments: {exc}") from None
-        self.last_warnings = []
+        self.last_warnings, self.last_args_after = [], None
         res = self._request({"op": "call", "name": name, "args": a, "kwargs": k}, timeout)
         self._check_error(res)
         self._output(res)
@@ -580,7 +583,13 @@ class Sandbox:
         if isinstance(caught, list):  # [[category name, message], ...] from the student's call
             self.last_warnings = [(str(c), str(m)) for c, m in
                                   (w for w in caught if isinstance(w, list) and len(w) == 2)][:20]
-        return self._decode(res.get("value"))
+        value = self._decode(res.get("value"))
+        if "args_after" in res:  # the call changed its arguments in place
+            after = res["args_after"]
+            decoded = None if after is None else self._decode(after)
+            self.last_args_after = decoded if isinstance(decoded, list) and len(decoded) == len(
+                args) else codec.Unsupported("arguments changed into something unencodable")
+        return value
 
     def get(self, name: str, timeout: float | None = None):
         """The plain-data value of the student's variable ``name`` (dotted allowed)."""
