@@ -165,3 +165,59 @@ def served_book(built_html):
         server.shutdown()
         server.server_close()
         thread.join(timeout=10)
+
+
+# ---------------------------------------------------------------------------------------------
+# The assignments' test modules: test_assignment_<a>.py sets ASSIGNMENT (and MISTAKES)
+# ---------------------------------------------------------------------------------------------
+
+
+def _assignment(request):
+    assignment = getattr(request.module, "ASSIGNMENT", None)
+    if assignment is None:
+        pytest.fail(f"{request.module.__name__} sets no ASSIGNMENT: these fixtures are for the "
+                    "assignments' test modules", pytrace=False)
+    return assignment
+
+
+@pytest.fixture(scope="module", autouse=True)
+def visible_dir(request):
+    """In an assignment's test module, the notebooks' setup cells load the visible tests'
+    data from the instructor folder, as the grader's trusted copy is found."""
+    if getattr(request.module, "ASSIGNMENT", None) is None:
+        yield None
+        return
+    from backpropbook.selfcheck import VISIBLE_DIR
+
+    folder = REPO / "solutions" / request.module.ASSIGNMENT
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv(VISIBLE_DIR, str(folder))
+        yield folder
+
+
+@pytest.fixture(scope="module")
+def source_nb(request):
+    """The instructor notebook solutions/<a>/<a>.ipynb."""
+    from nbgrader_course import read
+
+    assignment = _assignment(request)
+    return read(REPO / "solutions" / assignment / f"{assignment}.ipynb")
+
+
+@pytest.fixture(scope="module")
+def visible_tests(request):
+    """The visible tests' data, as the student's notebook loads it."""
+    from backpropbook.selfcheck import VisibleTests
+
+    assignment = _assignment(request)
+    return VisibleTests.load(assignment, REPO / "solutions" / assignment)
+
+
+@pytest.fixture(scope="module")
+def course(request, tmp_path_factory, source_nb):
+    """A real nbgrader course with the instructor's notebook, the untouched release and every
+    mistake of the module's MISTAKES marked in_notebook, graded by one run of the grader."""
+    from nbgrader_course import grade_course
+
+    return grade_course(tmp_path_factory.mktemp("course"), _assignment(request), source_nb,
+                        request.module.MISTAKES)

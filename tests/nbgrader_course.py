@@ -326,3 +326,75 @@ def assert_visible_data_current(assignment, data):
     problems = _differences(codec.decode(text, functions=functions), fresh)
     assert not problems, f"run `make release`: {problems[0]} ({len(problems)} differences)"
     return text
+
+
+def course_tests(assignment, tasks, mistakes):
+    """The tests of a real course (the ``course`` fixture of conftest.py), for an assignment's
+    test module to bind at module level::
+
+        (test_release_is_what_nbgrader_generates, test_instructor_notebook_scores_full_marks,
+         test_untouched_release_scores_zero, test_mistake_loses_exactly_its_points) = \\
+            course_tests(ASSIGNMENT, TASKS, MISTAKES)
+
+    ``tasks``: {task key: Task}; ``mistakes``: {name: Mistake}, the module's MISTAKES, which
+    the ``course`` fixture submits (those in_notebook).
+    """
+    import pytest
+
+    release = REPO / "exercises" / assignment / f"{assignment}.ipynb"
+
+    def in_course(fn):
+        return pytest.mark.grading(pytest.mark.xdist_group(f"{assignment}_course")(fn))
+
+    @in_course
+    def test_release_is_what_nbgrader_generates(course):
+        generated = course.root / "exercises" / assignment
+        assert_release_is_generated(release, generated / f"{assignment}.ipynb")
+        assert sorted(p.name for p in generated.iterdir()) == sorted(
+            p.name for p in release.parent.iterdir())
+        assert (generated / f"{assignment}.visible.json").read_bytes() == (
+            release.parent / f"{assignment}.visible.json").read_bytes()
+
+    @in_course
+    def test_instructor_notebook_scores_full_marks(course, source_nb):
+        got = course.scores["instructor"]
+        points = autograded_ids(source_nb)
+        assert {gid: got[gid][:2] for gid in points} == {gid: (p, p) for gid, p in points.items()}
+        manual = [nbgrader_meta(c)["grade_id"] for c in source_nb.cells
+                  if c.cell_type == "markdown" and nbgrader_meta(c).get("grade")]
+        assert manual and all(got[gid][2] is True for gid in manual)  # left for the human
+        # every code cell ran cleanly (in some sandbox: a torch setup cell fails where torch
+        # is withheld and shows its run where it is there)
+        for cell in course.autograded["instructor"].values():
+            if cell.cell_type == "code":
+                assert output_text(cell) == "", nbgrader_meta(cell)["grade_id"]
+
+    @in_course
+    def test_untouched_release_scores_zero(course, source_nb):
+        got = course.scores["release"]
+        points = autograded_ids(source_nb)
+        assert {gid: got[gid][:2] for gid in points} == {gid: (0, p) for gid, p in points.items()}
+        for gid in points:
+            assert "not written yet" in output_text(course.autograded["release"][gid]), gid
+
+    @in_course
+    @pytest.mark.parametrize("name", [n for n, m in mistakes.items() if m.in_notebook])
+    def test_mistake_loses_exactly_its_points(course, source_nb, name):
+        mistake = mistakes[name]
+        got = course.scores[name]
+        points = autograded_ids(source_nb)
+        failing = {tasks[key].grade_id for key in mistake.hidden}
+        expected = {gid: (0 if gid in failing else p, p) for gid, p in points.items()}
+        assert {gid: got[gid][:2] for gid in points} == expected
+        messages = {tasks[key].grade_id: m for key, m in mistake.notebook_messages().items()}
+        for gid in points:
+            text = output_text(course.autograded[name][gid])
+            if gid not in failing:
+                assert text == "", f"{name}/{gid} printed:\n{text[-2000:]}"
+                continue
+            for part in messages[gid]:
+                assert part in text, f"{name}/{gid}: {part!r} not in\n{text[-2000:]}"
+            assert "BEGIN HIDDEN" not in text and "backpropgrader" not in text
+
+    return (test_release_is_what_nbgrader_generates, test_instructor_notebook_scores_full_marks,
+            test_untouched_release_scores_zero, test_mistake_loses_exactly_its_points)

@@ -26,7 +26,7 @@ import pytest
 from backpropbook import autodiff as ad
 from backpropbook import codec, testfunctions
 from backpropbook.gradcheck import centered_difference
-from backpropbook.selfcheck import VisibleTests, unchanged
+from backpropbook.selfcheck import unchanged
 from backpropgrader import answers, engine
 from backpropgrader.tasks import autodiff, check
 from nbgrader_course import (
@@ -34,14 +34,12 @@ from nbgrader_course import (
     Mistake,
     _differences,
     assert_release_gives_nothing_away,
-    assert_release_is_generated,
     assert_visible_data_current,
     autograded_ids,
     cells_by_grade_id,
     code,
-    grade_course,
+    course_tests,
     nbgrader_meta,
-    output_text,
     read,
     run_answers,
     solution_sources,
@@ -56,28 +54,6 @@ RELEASE = REPO / "exercises" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
 TASKS = {t.key: t for t in autodiff.ASSIGNMENT.tasks}  # backward: two cells, two keys
 SWEEPS = ("backward_tree", "backward_shared")
 STUDENT_SEED = 0xC0FFEE_5EED_0BAD_F00D  # a 64-bit seed, as the grading command sets one
-
-
-@pytest.fixture(scope="module")
-def monkeypatch_module():
-    with pytest.MonkeyPatch.context() as mp:
-        yield mp
-
-
-@pytest.fixture(scope="module", autouse=True)
-def visible_dir(monkeypatch_module):
-    """The setup cell loads the visible tests' data from the instructor folder."""
-    monkeypatch_module.setenv("BACKPROPBOOK_VISIBLE_DIR", str(SOURCE_DIR))
-
-
-@pytest.fixture(scope="module")
-def source_nb():
-    return read(SOURCE)
-
-
-@pytest.fixture(scope="module")
-def visible_tests():
-    return VisibleTests.load(ASSIGNMENT, SOURCE_DIR)
 
 
 def passes_check(key, fn, seed):
@@ -690,74 +666,6 @@ def test_the_sweep_graphs_are_trees_or_share_nodes_and_tell_no_order():
 # ---------------------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def course(tmp_path_factory, source_nb):
-    return grade_course(tmp_path_factory.mktemp("course"), ASSIGNMENT, source_nb, MISTAKES)
-
-
-@pytest.mark.xdist_group("autodiff_course")
-@pytest.mark.grading
-def test_release_is_what_nbgrader_generates(course):
-    generated = course.root / "exercises" / ASSIGNMENT
-    assert_release_is_generated(RELEASE, generated / f"{ASSIGNMENT}.ipynb")
-    assert sorted(p.name for p in generated.iterdir()) == sorted(
-        p.name for p in RELEASE.parent.iterdir())
-    assert (generated / f"{ASSIGNMENT}.visible.json").read_bytes() == (
-        RELEASE.parent / f"{ASSIGNMENT}.visible.json").read_bytes()
-
-
-@pytest.mark.xdist_group("autodiff_course")
-@pytest.mark.grading
-def test_instructor_notebook_scores_full_marks(course, source_nb):
-    got = course.scores["instructor"]
-    points = autograded_ids(source_nb)
-    assert sum(points.values()) >= 20
-    assert {gid: got[gid][:2] for gid in points} == {gid: (p, p) for gid, p in points.items()}
-    assert got["forward_mode"][2] is True  # left for the human grader
-    for gid in points:
-        assert output_text(course.autograded["instructor"][gid]) == "", gid
-
-
-@pytest.mark.xdist_group("autodiff_course")
-@pytest.mark.grading
-def test_untouched_release_scores_zero(course, source_nb):
-    got = course.scores["release"]
-    points = autograded_ids(source_nb)
-    assert {gid: got[gid][:2] for gid in points} == {gid: (0, p) for gid, p in points.items()}
-    for gid in points:
-        assert "not written yet" in output_text(course.autograded["release"][gid]), gid
-
-
-@pytest.mark.xdist_group("autodiff_course")
-@pytest.mark.grading
-@pytest.mark.parametrize("name", [n for n, m in MISTAKES.items() if m.in_notebook])
-def test_mistake_loses_exactly_its_points(course, source_nb, name):
-    mistake = MISTAKES[name]
-    got = course.scores[name]
-    points = autograded_ids(source_nb)
-    failing = {TASKS[key].grade_id for key in mistake.hidden}
-    expected = {gid: (0 if gid in failing else p, p) for gid, p in points.items()}
-    assert {gid: got[gid][:2] for gid in points} == expected
-    messages = {TASKS[key].grade_id: m for key, m in mistake.notebook_messages().items()}
-    for gid in points:
-        text = output_text(course.autograded[name][gid])
-        if gid not in failing:
-            assert text == "", f"{name}/{gid} printed:\n{text[-2000:]}"
-            continue
-        for expected_text in messages[gid]:
-            assert expected_text in text, f"{name}/{gid}: {expected_text!r} not in\n{text[-2000:]}"
-        assert "BEGIN HIDDEN" not in text and "backpropgrader" not in text
-
-
-def test_the_locked_local_cell_runs_in_the_sandbox_only(source_nb):
-    """The grader runs the locked cells in its own process too, except one that reads the
-    student's names (LOCAL's table holds the student's functions): that one only in the
-    sandbox, where they are defined."""
-    from backpropgrader import evaluate
-
-    cells = cells_by_grade_id(source_nb)
-    functions, values = evaluate.defined_names(solution_sources(source_nb).values())
-    student = set(functions) | set(values)
-    assert {"add_backward", "matmul_backward", "sum_backward"} <= evaluate.used_names(
-        cells["local"].source) & student
-    assert not evaluate.used_names(cells["setup"].source) & student
+(test_release_is_what_nbgrader_generates, test_instructor_notebook_scores_full_marks,
+ test_untouched_release_scores_zero, test_mistake_loses_exactly_its_points) = course_tests(
+    ASSIGNMENT, TASKS, MISTAKES)

@@ -24,21 +24,19 @@ import pytest
 from backpropbook import conventions, layers, mlp
 from backpropbook.activations import ACTIVATIONS
 from backpropbook.gradcheck import centered_difference
-from backpropbook.selfcheck import VisibleTests, unchanged
+from backpropbook.selfcheck import unchanged
 from backpropgrader import engine
 from backpropgrader.tasks import check, matrix
 from nbgrader_course import (
     REPO,
     Mistake,
     assert_release_gives_nothing_away,
-    assert_release_is_generated,
     assert_visible_data_current,
     autograded_ids,
     cells_by_grade_id,
     code,
-    grade_course,
+    course_tests,
     nbgrader_meta,
-    output_text,
     read,
     run_answers,
     solution_sources,
@@ -54,28 +52,6 @@ TASKS = {t.key: t for t in matrix.ASSIGNMENT.tasks}  # the two mlp_backward cell
 NUMERIC = ("batchnorm_backward", "elu_backward", "softmax_mse_backward", "mlp_backward_mse",
            "mlp_backward_softmax_mse")
 STUDENT_SEED = 0xC0FFEE_5EED_0BAD_F00D  # a 64-bit seed, as the grading command sets one
-
-
-@pytest.fixture(scope="module")
-def monkeypatch_module():
-    with pytest.MonkeyPatch.context() as mp:
-        yield mp
-
-
-@pytest.fixture(scope="module", autouse=True)
-def visible_dir(monkeypatch_module):
-    """The setup cell loads the visible tests' data from the instructor folder."""
-    monkeypatch_module.setenv("BACKPROPBOOK_VISIBLE_DIR", str(SOURCE_DIR))
-
-
-@pytest.fixture(scope="module")
-def source_nb():
-    return read(SOURCE)
-
-
-@pytest.fixture(scope="module")
-def visible_tests():
-    return VisibleTests.load(ASSIGNMENT, SOURCE_DIR)
 
 
 def passes_check(key, fn, seed):
@@ -843,59 +819,6 @@ def test_cases_are_non_square_with_batches_of_one_and_differ_by_seed():
 # ---------------------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def course(tmp_path_factory, source_nb):
-    return grade_course(tmp_path_factory.mktemp("course"), ASSIGNMENT, source_nb, MISTAKES)
-
-
-@pytest.mark.xdist_group("matrix_course")
-@pytest.mark.grading
-def test_release_is_what_nbgrader_generates(course):
-    generated = course.root / "exercises" / ASSIGNMENT
-    assert_release_is_generated(RELEASE, generated / f"{ASSIGNMENT}.ipynb")
-    assert sorted(p.name for p in generated.iterdir()) == sorted(
-        p.name for p in RELEASE.parent.iterdir())
-    assert (generated / f"{ASSIGNMENT}.visible.json").read_bytes() == (
-        RELEASE.parent / f"{ASSIGNMENT}.visible.json").read_bytes()
-
-
-@pytest.mark.xdist_group("matrix_course")
-@pytest.mark.grading
-def test_instructor_notebook_scores_full_marks(course, source_nb):
-    got = course.scores["instructor"]
-    points = autograded_ids(source_nb)
-    assert {gid: got[gid][:2] for gid in points} == {gid: (p, p) for gid, p in points.items()}
-    assert got["bias_sum"][2] is True  # left for the human grader
-    for gid in points:
-        assert output_text(course.autograded["instructor"][gid]) == "", gid
-
-
-@pytest.mark.xdist_group("matrix_course")
-@pytest.mark.grading
-def test_untouched_release_scores_zero(course, source_nb):
-    got = course.scores["release"]
-    points = autograded_ids(source_nb)
-    assert {gid: got[gid][:2] for gid in points} == {gid: (0, p) for gid, p in points.items()}
-    for gid in points:
-        assert "not written yet" in output_text(course.autograded["release"][gid]), gid
-
-
-@pytest.mark.xdist_group("matrix_course")
-@pytest.mark.grading
-@pytest.mark.parametrize("name", [n for n, m in MISTAKES.items() if m.in_notebook])
-def test_mistake_loses_exactly_its_points(course, source_nb, name):
-    mistake = MISTAKES[name]
-    got = course.scores[name]
-    points = autograded_ids(source_nb)
-    failing = {TASKS[key].grade_id for key in mistake.hidden}
-    expected = {gid: (0 if gid in failing else p, p) for gid, p in points.items()}
-    assert {gid: got[gid][:2] for gid in points} == expected
-    messages = {TASKS[key].grade_id: m for key, m in mistake.notebook_messages().items()}
-    for gid in points:
-        text = output_text(course.autograded[name][gid])
-        if gid not in failing:
-            assert text == "", f"{name}/{gid} printed:\n{text[-2000:]}"
-            continue
-        for expected_text in messages[gid]:
-            assert expected_text in text, f"{name}/{gid}: {expected_text!r} not in\n{text[-2000:]}"
-        assert "BEGIN HIDDEN" not in text and "backpropgrader" not in text
+(test_release_is_what_nbgrader_generates, test_instructor_notebook_scores_full_marks,
+ test_untouched_release_scores_zero, test_mistake_loses_exactly_its_points) = course_tests(
+    ASSIGNMENT, TASKS, MISTAKES)

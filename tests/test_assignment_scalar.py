@@ -29,21 +29,18 @@ import pytest
 import sympy as sp
 
 from backpropbook import activations, codec, gradcheck, scalar, symbolic, testfunctions
-from backpropbook.selfcheck import VisibleTests
 from backpropgrader import engine
 from backpropgrader.evaluate import student_seed
 from backpropgrader.tasks import scalar as declared
 from nbgrader_course import (
     REPO,
     assert_release_gives_nothing_away,
-    assert_release_is_generated,
     assert_visible_data_current,
     autograded_ids,
     cells_by_grade_id,
     code,
-    grade_course,
+    course_tests,
     nbgrader_meta,
-    output_text,
     read,
     run_answers,
     run_grader,
@@ -60,24 +57,6 @@ TASKS = {t.name: t for t in declared.ASSIGNMENT.tasks}
 BY_CELL = {t.grade_id: t for t in declared.ASSIGNMENT.tasks}
 STUDENT_SEED = 0xC0FFEE_5EED_0BAD_F00D  # a 64-bit seed, as the grading command sets one
 SEEDS = (0, 1, STUDENT_SEED)
-
-
-@pytest.fixture(scope="module")
-def source_nb():
-    return read(SOURCE)
-
-
-@pytest.fixture(scope="module", autouse=True)
-def visible_dir():
-    """The setup cell loads the visible tests' data from the instructor folder."""
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("BACKPROPBOOK_VISIBLE_DIR", str(SOURCE_DIR))
-        yield
-
-
-@pytest.fixture(scope="module")
-def visible_tests():
-    return VisibleTests.load(ASSIGNMENT, SOURCE_DIR)
 
 
 def unwithheld(task):
@@ -916,47 +895,9 @@ def test_untouched_release_fails_every_visible_test(source_nb, visible_tests):
 # ---------------------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def course(tmp_path_factory, source_nb):
-    return grade_course(tmp_path_factory.mktemp("course"), ASSIGNMENT, source_nb, MISTAKES)
-
-
-@pytest.mark.grading
-@pytest.mark.xdist_group("scalar_course")
-def test_release_is_what_nbgrader_generates(course):
-    assert_release_is_generated(RELEASE, course.root / "exercises" / ASSIGNMENT
-                                / f"{ASSIGNMENT}.ipynb")
-
-
-@pytest.mark.grading
-@pytest.mark.xdist_group("scalar_course")
-def test_instructor_full_marks_and_release_zero(course, source_nb):
-    points = autograded_ids(source_nb)
-    got = course.scores["instructor"]
-    assert {gid: got[gid][:2] for gid in points} == {gid: (p, p) for gid, p in points.items()}
-    assert got["vanishing_gradients"][2] is True  # left for the human grader
-    got = course.scores["release"]
-    assert {gid: got[gid][:2] for gid in points} == {gid: (0, p) for gid, p in points.items()}
-    for gid in points:
-        assert output_text(course.autograded["instructor"][gid]) == "", gid
-        assert "is not written yet" in output_text(course.autograded["release"][gid]), gid
-
-
-@pytest.mark.grading
-@pytest.mark.xdist_group("scalar_course")
-@pytest.mark.parametrize("name", [n for n, m in MISTAKES.items() if m.in_notebook])
-def test_mistake_loses_exactly_its_cells(course, source_nb, name):
-    mistake = MISTAKES[name]
-    points = autograded_ids(source_nb)
-    lost = {TASKS[task].grade_id: substrings
-            for task, substrings in mistake.notebook_messages().items()}
-    got = course.scores[name]
-    assert {gid: got[gid][:2] for gid in points} == {
-        gid: (0 if gid in lost else p, p) for gid, p in points.items()}
-    for gid, substrings in lost.items():
-        text = output_text(course.autograded[name][gid])
-        for s in substrings:
-            assert s in text, f"{name}/{gid}: {s!r} not in\n{text[-2000:]}"
+(test_release_is_what_nbgrader_generates, test_instructor_notebook_scores_full_marks,
+ test_untouched_release_scores_zero, test_mistake_loses_exactly_its_points) = course_tests(
+    ASSIGNMENT, TASKS, MISTAKES)
 
 
 @pytest.mark.grading

@@ -25,22 +25,18 @@ import sympy as sp
 from backpropbook import symbolic_vector as book_symbolic
 from backpropbook import vector as book
 from backpropbook.gradcheck import centered_difference
-from backpropbook.selfcheck import VisibleTests
 from backpropgrader import engine
 from backpropgrader.tasks import vector
 from nbgrader_course import (
     REPO,
     Mistake,
     assert_release_gives_nothing_away,
-    assert_release_is_generated,
     assert_visible_data_current,
     autograded_ids,
     cells_by_grade_id,
     code,
-    grade_course,
+    course_tests,
     nbgrader_meta,
-    output_text,
-    read,
     run_answers,
     solution_sources,
 )
@@ -55,28 +51,6 @@ TASKS = {t.name: t for t in vector.ASSIGNMENT.tasks}
 # The student's functions that call another of the student's functions.
 USES = {"network_jacobian": {"layer_jacobian"}, "backward_jacobian": {"layer_jacobian"}}
 STUDENT_SEED = 0xC0FFEE_5EED_0BAD_F00D  # a 64-bit seed, as the grading command sets one
-
-
-@pytest.fixture(scope="module")
-def source_nb():
-    return read(SOURCE)
-
-
-@pytest.fixture(scope="module")
-def visible_tests():
-    return VisibleTests.load(ASSIGNMENT, SOURCE_DIR)
-
-
-@pytest.fixture(scope="module", autouse=True)
-def visible_dir(monkeypatch_module):
-    """The setup cell loads the visible tests' data from the instructor folder."""
-    monkeypatch_module.setenv("BACKPROPBOOK_VISIBLE_DIR", str(SOURCE_DIR))
-
-
-@pytest.fixture(scope="module")
-def monkeypatch_module():
-    with pytest.MonkeyPatch.context() as mp:
-        yield mp
 
 
 # ---------------------------------------------------------------------------------------------
@@ -748,50 +722,6 @@ def test_symbolic_cases_use_other_symbols_than_the_visible_case():
 # ---------------------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def course(tmp_path_factory, source_nb):
-    return grade_course(tmp_path_factory.mktemp("course"), ASSIGNMENT, source_nb, MISTAKES)
-
-
-@pytest.mark.xdist_group("vector_course")
-@pytest.mark.grading
-def test_release_is_what_nbgrader_generates(course):
-    assert_release_is_generated(RELEASE, course.root / "exercises" / ASSIGNMENT
-                                / f"{ASSIGNMENT}.ipynb")
-
-
-@pytest.mark.xdist_group("vector_course")
-@pytest.mark.grading
-def test_instructor_notebook_scores_full_marks(course, source_nb):
-    got = course.scores["instructor"]
-    points = autograded_ids(source_nb)
-    assert {gid: got[gid][:2] for gid in points} == {gid: (p, p) for gid, p in points.items()}
-    assert got["residual_gradient"][2] is True  # left for the human grader
-    for gid in points:
-        assert output_text(course.autograded["instructor"][gid]) == "", gid
-
-
-@pytest.mark.xdist_group("vector_course")
-@pytest.mark.grading
-def test_untouched_release_scores_zero(course, source_nb):
-    got = course.scores["release"]
-    points = autograded_ids(source_nb)
-    assert {gid: got[gid][:2] for gid in points} == {gid: (0, p) for gid, p in points.items()}
-    for gid in points:
-        assert "not written yet" in output_text(course.autograded["release"][gid]), gid
-
-
-@pytest.mark.xdist_group("vector_course")
-@pytest.mark.grading
-@pytest.mark.parametrize("name", [n for n, m in MISTAKES.items() if m.in_notebook])
-def test_mistake_loses_exactly_its_points(course, source_nb, name):
-    mistake = MISTAKES[name]
-    got = course.scores[name]
-    points = autograded_ids(source_nb)
-    failing = {TASKS[task].grade_id for task in mistake.hidden}
-    expected = {gid: (0 if gid in failing else p, p) for gid, p in points.items()}
-    assert {gid: got[gid][:2] for gid in points} == expected
-    for task, substrings in mistake.notebook_messages().items():
-        text = output_text(course.autograded[name][TASKS[task].grade_id])
-        for s in substrings:
-            assert s in text, f"{name}/{task}: {s!r} not in\n{text[-2000:]}"
+(test_release_is_what_nbgrader_generates, test_instructor_notebook_scores_full_marks,
+ test_untouched_release_scores_zero, test_mistake_loses_exactly_its_points) = course_tests(
+    ASSIGNMENT, TASKS, MISTAKES)

@@ -410,6 +410,17 @@ def distance(xs, ys):
     return worst
 
 
+FLOAT32_ROUND_OFF = 1e-4  # how far two float32 computations of one answer may drift apart
+
+
+def _float32_valued(answer):
+    """True if every entry of ``answer`` (a tuple of arrays) is a finite float32 number, as
+    what a float32 computation returns, converted to float64, is."""
+    with np.errstate(all="ignore"):
+        return all(np.all(np.isfinite(a)) and np.array_equal(
+            a, np.asarray(a, dtype=np.float32).astype(float)) for a in map(np.asarray, answer))
+
+
 def diagnose(actual, expected, mistakes, rtol, atol, closeness=1e-2):
     """The message of the first mistake that ``actual`` matches, or None.
 
@@ -417,12 +428,20 @@ def diagnose(actual, expected, mistakes, rtol, atol, closeness=1e-2):
     tolerance cannot be told apart from the right answer and is skipped; ``actual`` matches a
     mistake when it is far closer to it than the mistake is to the right answer (never when it
     is infinitely far from it, even from a mistake that is infinitely far from the right answer).
+
+    A mistake computed in float32 (every entry of its answer a float32 number) is also matched
+    by a float32 answer within float32 round-off of it (FLOAT32_ROUND_OFF, relative): float32
+    rounds differently on different machines, by about as much as float32 differs from the
+    right float64 answer, so that closeness alone cannot tell a float32 answer there.
     """
+    float32 = _float32_valued(actual)
     for message, wrong in mistakes:
         if close(wrong, expected, rtol, atol):
             continue
         near = distance(actual, wrong)
         if math.isfinite(near) and near <= closeness * distance(wrong, expected):
+            return message
+        if float32 and _float32_valued(wrong) and close(actual, wrong, FLOAT32_ROUND_OFF, 0.0):
             return message
     return None
 
