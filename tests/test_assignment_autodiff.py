@@ -148,7 +148,8 @@ MISTAKES = {
         {"add_backward": [CHAIN]}),
     # task 2
     "matmul_transposed": Mistake(
-        matmul("B @ G.T", "G.T @ A"), {"matmul_backward": ["wrong shape: dA", "A's shape"]},
+        matmul("B @ G.T", "G.T @ A"),
+        {"matmul_backward": ["wrong shape: dA", "its transpose", "A's shape"]},
         in_notebook=True),
     "matmul_no_transpose": Mistake(
         matmul("G @ B", "A @ G"), {"matmul_backward": ["raised ValueError"]},

@@ -68,8 +68,9 @@ def _array(value, label, shape, function, hint=""):
     except ValueError:
         raise AssertionError(f"wrong return type: {label} is a ragged nested list") from None
     if array.shape != tuple(shape):
+        transposed = array.ndim == 2 and array.shape == tuple(shape)[::-1]
         raise AssertionError(f"wrong shape: {label} should have shape {tuple(shape)}, "
-                             f"got {array.shape}{hint}")
+                             f"got {array.shape}{', its transpose' if transposed else ''}{hint}")
     return array
 
 

@@ -50,7 +50,7 @@ def load(assignment, source=SOURCE):
     if not folder.is_dir():
         known = sorted(p.name for p in Path(source).iterdir() if p.is_dir())
         raise LookupError(f"no assignment {assignment!r} in {source}: the assignments are "
-                       f"{', '.join(known)}")
+                          f"{', '.join(known)}")
     if not path.is_file():
         raise FileNotFoundError(f"{path} is missing: the assignment {assignment!r} has no "
                                 "instructor notebook")
