@@ -35,7 +35,8 @@ class Value:
     """A scalar node: ``data`` (its forward value), ``inputs`` (the nodes it was computed from)
     and ``local`` (d self / d input for each input, computed in the forward pass).
 
-    After ``y.backward()``, ``node.grad`` is dy/d(node) for every node ``y`` depends on.
+    After ``y.backward()``, ``node.grad`` is dy/d(node) for every node ``y`` depends on; a
+    node that ``y`` does not depend on is not visited and keeps what it held.
     """
 
     __slots__ = ("data", "inputs", "local", "op", "grad")

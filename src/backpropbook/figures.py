@@ -260,3 +260,52 @@ def step_error_figure(panels):
         ax.grid(True, which="major", alpha=0.3)
     axes[0].legend(fontsize=8, loc="lower left")
     return fig
+
+
+def engine_agreement_figure(engine_losses, hand_losses, gaps, every=10):
+    """Two trainings of the same networks, side by side: the loss curves (left; one engine
+    as lines, the other as open circles every ``every`` steps, same colour per network) and
+    their difference at every step (right). Both panels on a log scale.
+
+    ``engine_losses``, ``hand_losses``, ``gaps``: dicts label -> (steps,) arrays; gaps <= 0
+    (exact agreement), which a log axis cannot show, are left out.
+    """
+    fig = Figure(figsize=(8.5, 4.8), layout="constrained")
+    left, right = fig.subplots(1, 2)
+    for k, (label, losses) in enumerate(engine_losses.items()):
+        colour = f"C{k % 10}"
+        left.plot(_log_values(losses), color=colour, linewidth=1.4, label=label)
+        steps = np.arange(0, len(hand_losses[label]), every)
+        left.plot(steps, _log_values(hand_losses[label])[steps], "o", color=colour,
+                  markersize=4.5, markerfacecolor="none")
+        right.plot(_log_values(gaps[label]), ".", color=colour, markersize=3)
+    left.set_title("loss: engine (lines), hand-written (circles)", fontsize=10)
+    left.set_ylabel("loss $E$")
+    right.set_title("their difference, relative to $E$ at step 0", fontsize=10)
+    right.set_ylabel(r"$|E_{\mathrm{engine}} - E_{\mathrm{hand}}|\,/\,E_0$")
+    for ax in (left, right):
+        ax.set_yscale("log")
+        ax.set_xlabel("gradient-descent step")
+        ax.grid(True, which="major", alpha=0.3)
+    fig.legend(loc="outside lower center", ncol=3, fontsize=9)
+    return fig
+
+
+def growth_figure(depths, counts, xlabel="depth $L$ of the chain",
+                  ylabel="size (operations)"):
+    """Sizes against depth, one line with dots per entry of ``counts`` (label -> (n,)), on
+    log-log axes, where a size proportional to L^k is a line of slope k."""
+    depths = np.asarray(depths)
+    fig = Figure(figsize=(7.0, 4.0), layout="constrained")
+    ax = fig.add_subplot()
+    for label, values in counts.items():
+        ax.plot(depths, _log_values(values), "o-", markersize=4, linewidth=1.5, label=label)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xticks(depths, [str(d) for d in depths])
+    ax.minorticks_off()
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.grid(True, which="major", alpha=0.3)
+    ax.legend(fontsize=9)
+    return fig
