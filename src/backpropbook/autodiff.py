@@ -314,13 +314,35 @@ def graph(output):
     entry being ``output``. A node without a name is called ``t<k>``, k its place in the order.
     """
     order = topological_order(output)
+    names = node_names(output)
+    return {names[id(node)]: {"op": node.op, "inputs": [names[id(p)] for p in node.inputs],
+                              "value": node.value.copy(), "attrs": dict(node.attrs)}
+            for node in order}
+
+
+def node_names(output):
+    """{id(node): its name in ``graph(output)``} for every node of the graph."""
+    order = topological_order(output)
     names = {id(node): node.name or f"t{k}" for k, node in enumerate(order)}
     repeated = sorted({n for n in names.values() if list(names.values()).count(n) > 1})
     if repeated:
         raise ValueError(f"two nodes of the graph are called {repeated[0]!r}: names must differ")
-    return {names[id(node)]: {"op": node.op, "inputs": [names[id(p)] for p in node.inputs],
-                              "value": node.value.copy(), "attrs": dict(node.attrs)}
-            for node in order}
+    return names
+
+
+ACTIVATIONS = {"tanh": tanh, "sigmoid": sigmoid, "relu": relu, "identity": lambda Z: Z}
+
+
+def mlp_graph(params, X, Y, activations):
+    """The MLP [(W, b), ...] on the batch X (n_0, N) and its loss E against
+    Y (n_L, N), as a graph of Tensors. Returns (E, [W1, b1, W2, b2, ...])."""
+    A, leaves = Tensor(X, name="X"), []
+    for l, ((W, b), g) in enumerate(zip(params, activations), start=1):
+        W, b = Tensor(W, name=f"W{l}"), Tensor(b, name=f"b{l}")
+        leaves += [W, b]
+        A = ACTIVATIONS[g](W @ A + b)
+    D = A - Tensor(Y, name="Y")
+    return (D * D).sum() * (0.5 / X.shape[1]), leaves
 
 
 # ---------------------------------------------------------------------------------------------

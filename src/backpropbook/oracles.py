@@ -14,6 +14,19 @@ TORCH_ACTIVATIONS = {
     "identity": lambda z: z,
 }
 
+# The torch twin of each elementwise operation of the array engine (backpropbook.autodiff.VJPS),
+# called with the node's inputs and attributes.
+TORCH_ELEMENTWISE = {
+    "mul": torch.mul,
+    "scale": lambda a, c: c * a,
+    "neg": torch.neg,
+    "exp": torch.exp,
+    "log": torch.log,
+    "tanh": torch.tanh,
+    "sigmoid": torch.sigmoid,
+    "relu": torch.relu,
+}
+
 
 def chain_gradient_torch(x, w, y, activation="sigmoid"):
     """dE/dw for the chain of single neurons, by torch.autograd. Returns a float64 array (L,)."""

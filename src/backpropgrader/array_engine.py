@@ -13,7 +13,7 @@ import functools
 
 import numpy as np
 
-from backpropbook.autodiff import graph, topological_order
+from backpropbook.autodiff import graph, node_names
 
 
 @functools.cache
@@ -31,9 +31,7 @@ def gradients(output, wrt, G=None):
     ``output``: a Tensor; ``wrt``: Tensors of its graph; ``G``: an array of the output's shape,
     by default ones (for a scalar output, L is the output itself).
     """
-    nodes = graph(output)
-    # graph() names the nodes in topological order: the same order as here
-    name_of = {id(node): name for node, name in zip(topological_order(output), nodes)}
+    nodes, name_of = graph(output), node_names(output)
     G = np.ones(output.shape) if G is None else np.asarray(G, dtype=float)
     if G.shape != output.shape:
         raise ValueError(f"G has shape {G.shape}, the output {output.shape}")
